@@ -1,0 +1,207 @@
+"""`cotdistill` command line: generate | curate | train | evaluate | run | validate | demo | list.
+
+Library code never prints; this module sets up rich logging and progress bars and turns
+CotDistillError into a one-paragraph message and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+
+from .errors import CotDistillError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+console = Console(stderr=True)
+out_console = Console()
+
+SetOpt = typer.Option(None, "--set", "-s", help="override a config value: --set train.max_steps=500 (repeatable)")
+
+
+class RichReporter:
+    @contextlib.contextmanager
+    def task(self, desc: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("eta"),
+                TimeRemainingColumn()]
+        with Progress(*cols, console=console, transient=False) as p:
+            tid = p.add_task(desc, total=total)
+            yield lambda n: p.advance(tid, n)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    for noisy in ("httpx", "transformers", "matplotlib", "accelerate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - transformers missing is reported elsewhere
+        pass
+
+
+def _run(cfg_path: Optional[Path], overrides: Optional[List[str]]):
+    from .config import load_config
+    from .pipeline import Run
+
+    cfg = load_config(cfg_path, overrides or [])
+    return Run(cfg, RichReporter())
+
+
+@app.command()
+def validate(config: Path, set_: Optional[List[str]] = SetOpt):
+    """Check a config (keys, names, paths, API key presence) before anything expensive runs."""
+    import os
+
+    from .config import load_config
+
+    cfg = load_config(config, set_ or [])
+    problems = []
+    t = cfg.teacher
+    if t.backend == "openai" and t.api_key_env and not os.environ.get(t.api_key_env):
+        problems.append(f"`teacher.api_key_env`: ${t.api_key_env} is not set")
+    for field, p in (("teacher.path", t.path), ("teacher.exemplars", t.exemplars), ("task.path", cfg.task.path),
+                     ("task.test_path", cfg.task.test_path), ("task.data_dir", cfg.task.data_dir)):
+        if p and not Path(p).exists():
+            problems.append(f"`{field}`: {p} does not exist")
+    if problems:
+        raise CotDistillError(f"{config}: " + "; ".join(problems))
+    out_console.print(f"[green]{config}: valid[/green] (methods: {', '.join(cfg.methods)}; out: {cfg.out})")
+
+
+@app.command()
+def generate(config: Path, set_: Optional[List[str]] = SetOpt):
+    """Load the task and ask the teacher for rationales (cached; a rerun asks only for what is missing)."""
+    run = _run(config, set_)
+    train, _ = run.data()
+    recs = run.generate(train)
+    out_console.print(f"{len(recs)} rationale records -> {run.out / 'rationales.jsonl'}")
+
+
+@app.command()
+def curate(config: Path, set_: Optional[List[str]] = SetOpt):
+    """Keep rationales whose answer matches gold; write curated.jsonl and curation_stats.json."""
+    run = _run(config, set_)
+    kept = run.curate(run.load_stage("rationales.jsonl"))
+    out_console.print(f"kept {len(kept)} -> {run.out / 'curated.jsonl'} (stats in curation_stats.json)")
+
+
+@app.command()
+def train(config: Path, method: Optional[str] = typer.Option(None, help="one method (default: all in the config)"),
+          set_: Optional[List[str]] = SetOpt):
+    """Train a student per method on the curated rationales."""
+    run = _run(config, set_)
+    tr, _ = run.data()
+    methods = [method] if method else run.cfg.methods
+    from .pipeline import _uses_rationales
+
+    curated = run.load_stage("curated.jsonl") if any(_uses_rationales(m) for m in methods) else []
+    for m in methods:
+        info = run.train(m, tr, curated)
+        out_console.print(f"{m}: {info['steps']} steps on {info['train_pairs']} pairs -> {run.out / m / 'model'}")
+
+
+@app.command()
+def evaluate(config: Path, method: Optional[str] = typer.Option(None), model: Optional[Path] = typer.Option(
+        None, help="a saved student folder (default: OUT/METHOD/model)"), set_: Optional[List[str]] = SetOpt):
+    """Evaluate trained students on the test split; write predictions.jsonl and metrics.json."""
+    run = _run(config, set_)
+    _, te = run.data()
+    for m in [method] if method else run.cfg.methods:
+        _, metrics = run.evaluate(m, te, model)
+        out_console.print(f"{m}: accuracy {metrics['accuracy']:.2f}% (95% CI {metrics['ci95'][0]}-{metrics['ci95'][1]})")
+
+
+def _print_summary(summary: dict) -> None:
+    t = Table(title=f"{summary['task']}: test accuracy ({summary['n_test']} questions)")
+    for c in ("method", "accuracy %", "95% CI", "gen. tokens", "train pairs", "steps"):
+        t.add_column(c)
+    for m, r in summary["methods"].items():
+        t.add_row(m, f"{r['accuracy']:.2f}", f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}", f"{r['mean_generated_tokens']:.1f}",
+                  str(r["train_pairs"]), str(r["steps"]))
+    out_console.print(t)
+
+
+@app.command("run")
+def run_cmd(config: Path, set_: Optional[List[str]] = SetOpt):
+    """Run every stage: data, teacher, curation, training, evaluation, report."""
+    run = _run(config, set_)
+    summary = run.run_all()
+    _print_summary(summary)
+    out_console.print(f"report: {run.out / 'report.md'}")
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
+         set_: Optional[List[str]] = SetOpt):
+    """Offline demo on a CPU: trains `direct` and `ft_cot` students from scratch on a synthetic
+    multi-step task with the exact teacher, and compares them."""
+    import time
+    from importlib.resources import files
+
+    cfg_path = Path(str(files("cotdistill") / "configs" / "demo.yaml"))
+    t0 = time.time()
+    run = _run(cfg_path, [f"out={out}", *(set_ or [])])
+    summary = run.run_all()
+    _print_summary(summary)
+    d, c = summary["methods"].get("direct", {}), summary["methods"].get("ft_cot", {})
+    if d and c:
+        out_console.print(f"ft_cot - direct = {c['accuracy'] - d['accuracy']:+.1f} points "
+                          f"({time.time() - t0:.0f} s). Report: {run.out / 'report.md'}")
+
+
+@app.command("list")
+def list_cmd():
+    """List built-in tasks, benchmarks, teachers, methods and student presets."""
+    from .methods import METHODS
+    from .students.presets import PRESETS
+    from .tasks.benchmarks import BENCHMARKS
+    from .tasks.synthetic import SYNTHETIC
+
+    out_console.print("synthetic tasks: " + ", ".join(SYNTHETIC.names()))
+    out_console.print("benchmarks:      " + ", ".join(BENCHMARKS))
+    out_console.print("teachers:        exact, openai, transformers, replay")
+    out_console.print("methods:         " + ", ".join(METHODS.names()))
+    out_console.print("student presets: " + ", ".join(f"preset:{p}" for p in PRESETS))
+
+
+def main() -> None:
+    verbose = "-v" in sys.argv or "--verbose" in sys.argv
+    sys.argv = [a for a in sys.argv if a not in ("-v", "--verbose")]
+    _setup_logging(verbose)
+    try:
+        app(standalone_mode=False)
+    except CotDistillError as e:
+        console.print(f"[bold red]error:[/bold red] {e}", highlight=False)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as e:
+        code = getattr(e, "exit_code", getattr(e, "code", 0))
+        sys.exit(code or 0)
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Run configuration: pydantic models that mirror the YAML one-to-one.
+
+Precedence: defaults < YAML < `--set a.b=value` overrides. Unknown keys are errors; all problems
+in a file are collected and reported together, each with its dotted path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+from .tasks.schema import AnswerKind
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TaskConfig(_Strict):
+    source: Literal["synthetic", "benchmark", "file", "hf"] = Field(
+        "synthetic", description="synthetic: built-in generator; benchmark: a Fine-tune-CoT benchmark "
+        "from `data_dir`; file: JSONL/JSON/CSV at `path`; hf: a Hugging Face dataset id or path")
+    name: str = Field("arithmetic", description="synthetic task or benchmark name")
+    params: dict[str, Any] = Field(default_factory=dict, description="synthetic task difficulty knobs")
+    data_dir: str | None = Field(None, description="benchmark: folder holding reasoning/ and finetune-cot/")
+    path: str | None = Field(None, description="file: training (or all) examples")
+    test_path: str | None = Field(None, description="file: held-out test examples (else carved from `path`)")
+    hf_train_split: str = "train"
+    hf_test_split: str = "test"
+    kind: AnswerKind | None = Field(None, description="answer kind for file/hf sources")
+    columns: dict[str, str] = Field(default_factory=dict, description="{field: column} for file/hf sources")
+    n_train: int = Field(2000, ge=1, description="synthetic: training questions; others: cap (0 = all)")
+    n_test: int = Field(500, ge=1, description="synthetic: test questions; file without test_path: held out")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _needs(self):
+        need = {"benchmark": "data_dir", "file": "path"}.get(self.source)
+        if need and not getattr(self, need):
+            raise ValueError(f"task.source {self.source!r} needs `task.{need}`")
+        if self.source in ("file", "hf") and self.kind is None:
+            raise ValueError(f"task.source {self.source!r} needs `task.kind` (one of {[k.value for k in AnswerKind]})")
+        return self
+
+
+class TeacherConfig(_Strict):
+    backend: Literal["exact", "openai", "transformers", "replay"] = "exact"
+    model: str | None = Field(None, description="openai/transformers: model id or local path")
+    base_url: str | None = Field(None, description="openai: server URL, e.g. http://localhost:8000/v1")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key; null for none")
+    endpoint: Literal["completions", "chat"] = "completions"
+    concurrency: int = Field(8, ge=1, le=1024, description="requests in flight")
+    max_retries: int = Field(6, ge=0)
+    timeout_s: float = Field(60.0, gt=0)
+    path: str | None = Field(None, description="replay: a Fine-tune-CoT D_{task}.json teacher file")
+    prompt: Literal["zero_shot_cot", "few_shot_cot"] = "zero_shot_cot"
+    exemplars: str | None = Field(None, description="few_shot_cot: exemplar file")
+    trigger: str | None = Field(None, description="zero_shot_cot stage-2 trigger (default: by answer kind)")
+    n_samples: int = Field(1, ge=1, le=512, description="diverse reasoning: samples per question")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy; the paper samples at 0.7")
+    max_tokens: int = Field(256, ge=1)
+    answer_max_tokens: int = Field(32, ge=1, description="stage-2 answer length")
+    seed: int | None = 0
+    batch_size: int = Field(16, ge=1, description="transformers: generation batch")
+    cache: str | None = Field(None, description="SQLite cache path (default: OUT/teacher_cache.sqlite)")
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.backend in ("openai", "transformers") and not self.model:
+            raise ValueError(f"teacher.backend {self.backend!r} needs `teacher.model`")
+        if self.backend == "replay" and not self.path:
+            raise ValueError("teacher.backend 'replay' needs `teacher.path`")
+        if self.prompt == "few_shot_cot" and not self.exemplars:
+            raise ValueError("teacher.prompt 'few_shot_cot' needs `teacher.exemplars`")
+        return self
+
+
+class CurateConfig(_Strict):
+    dedupe: bool = Field(True, description="drop repeated rationales of the same question")
+    keep_truncated: bool = Field(False, description="keep rationales cut off by the token limit")
+    answer_source: Literal["stage2", "rationale"] = Field(
+        "stage2", description="where the teacher's answer is read: the stage-2 completion or the rationale")
+
+
+class StudentConfig(_Strict):
+    model: str = Field("preset:tiny", description="hub id, local path, or preset:NAME (from scratch)")
+    trust_remote_code: bool = False
+
+
+class TrainConfig(_Strict):
+    max_steps: int = Field(1000, ge=1, description="optimizer steps (the budget; equal across methods)")
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.9, description="share of training questions held out for checkpoint choice")
+    eval_every: int = Field(250, ge=1, description="steps between validation-loss checks")
+    max_length: int = Field(512, ge=8, description="tokens per training sequence; longer ones are skipped and counted")
+    seed: int = 0
+    threads: int | None = Field(None, description="torch CPU threads (default: all cores)")
+    resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
+
+
+class EvalConfig(_Strict):
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(128, ge=1)
+
+
+class RunConfig(_Strict):
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+    methods: list[str] = Field(default_factory=lambda: ["direct", "ft_cot"], min_length=1)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    out: str = "runs/run"
+
+    @model_validator(mode="after")
+    def _methods_known(self):
+        from .methods import METHODS
+
+        for m in self.methods:
+            METHODS.get(m)  # raises "did you mean"
+        return self
+
+
+def _coerce(value: str) -> Any:
+    """`--set` values are YAML scalars: 3 -> int, true -> bool, null -> None, [a,b] -> list."""
+    return yaml.safe_load(value)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, value = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = _coerce(value)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    data: dict = {}
+    where = "defaults"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.exists():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections")
+    data = apply_overrides(data, overrides or [])
+    return validate_config(data, where)
+
+
+def validate_config(data: dict, where: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "<top>"
+            msg = "unknown key (not a config field)" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"  {where}: `{loc}`: {msg}")
+        raise ConfigError(f"{len(lines)} problem(s) in config:\n" + "\n".join(lines)) from None
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

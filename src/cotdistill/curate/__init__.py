@@ -1,0 +1,69 @@
+"""Curation: keep teacher rationales whose answer matches gold, dedupe, and count every drop."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..tasks.answers import extract, is_correct, normalize_gold
+
+
+@dataclass
+class CurationStats:
+    questions: int = 0
+    samples: int = 0
+    kept: int = 0
+    questions_kept: int = 0
+    correct: int = 0  # samples whose answer matched gold (before dedupe / truncation filters)
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+
+    def as_dict(self) -> dict:
+        return {
+            "questions": self.questions, "samples": self.samples, "kept": self.kept,
+            "questions_with_a_kept_rationale": self.questions_kept,
+            "teacher_accuracy": round(100 * self.correct / self.samples, 2) if self.samples else None,
+            "dropped": dict(self.dropped),
+        }
+
+
+def teacher_answer(rec: dict, answer_source: str = "stage2") -> str | None:
+    """The teacher's answer: first candidate of the stage-2 completion (Zero-shot-CoT's answer
+    read-out), falling back to the last candidate of the rationale when stage 2 has none."""
+    kind, choices = rec["kind"], rec.get("choices")
+    if answer_source == "stage2" and rec.get("answer_text"):
+        got = extract(rec["answer_text"], kind, choices, position="first")
+        if got is not None:
+            return got
+    return extract(rec["rationale"], kind, choices, position="last")
+
+
+def curate(records: list[dict], *, dedupe: bool = True, keep_truncated: bool = False,
+           answer_source: str = "stage2") -> tuple[list[dict], CurationStats]:
+    """Returns kept records (each with `pred` set) and statistics with a reason for each drop."""
+    st = CurationStats()
+    seen: set[tuple[str, str]] = set()
+    kept_q: set[str] = set()
+    st.questions = len({r["id"] for r in records})
+    kept = []
+    for r in records:
+        st.samples += 1
+        pred = teacher_answer(r, answer_source)
+        gold = normalize_gold(r["answer"], r["kind"], r.get("choices"))
+        ok = is_correct(pred, gold, r["kind"])
+        st.correct += ok
+        if not r["rationale"].strip():
+            st.dropped["empty_rationale"] += 1
+        elif pred is None:
+            st.dropped["no_answer_found"] += 1
+        elif not ok:
+            st.dropped["wrong_answer"] += 1
+        elif r.get("finish_reason") == "length" and not keep_truncated:
+            st.dropped["truncated"] += 1
+        elif dedupe and (r["id"], " ".join(r["rationale"].split())) in seen:
+            st.dropped["duplicate"] += 1
+        else:
+            seen.add((r["id"], " ".join(r["rationale"].split())))
+            kept_q.add(r["id"])
+            kept.append({**r, "pred": pred})
+    st.kept = len(kept)
+    st.questions_kept = len(kept_q)
+    return kept, st

@@ -1,0 +1,116 @@
+"""Loading and batched generation for Hugging Face models, shared by the local teacher and the
+student evaluator (so both use the same code users rely on: `from_pretrained` by hub id or path).
+
+Weights load with safetensors only and `trust_remote_code` stays off unless asked for.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto"):
+    """(model, tokenizer, is_seq2seq) from a hub id or a local directory."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    local = Path(name_or_path).exists()
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except Exception as e:
+        where = "local directory" if local else "hub id (no hub is reachable offline; pass a local path)"
+        raise ModelError(f"cannot load model config from {name_or_path!r} as a {where}: {e}") from None
+    seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    kwargs = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
+    if dtype != "auto":
+        kwargs["dtype"] = getattr(torch, dtype)
+    try:
+        tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model = cls.from_pretrained(name_or_path, **kwargs)
+    except Exception as e:
+        raise ModelError(f"cannot load model/tokenizer from {name_or_path!r}: {e}") from None
+    prepare_tokenizer(tok, model)
+    return model, tok, seq2seq
+
+
+def prepare_tokenizer(tok, model=None) -> None:
+    """Decoder-only batches pad on the left so every prompt ends where generation starts."""
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if model is not None and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tok.pad_token_id
+
+
+@dataclass
+class Generated:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    duration_s: float
+
+
+def _truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+@torch.no_grad()
+def generate(
+    model, tok, prompts: Sequence[str], *, seq2seq: bool, max_new_tokens: int = 128, temperature: float = 0.0,
+    seed: int | None = 0, batch_size: int = 64, stop: Sequence[str] = (), max_input_tokens: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Generated]:
+    """Greedy (temperature 0) or sampled generation with the KV cache, batched by prompt length."""
+    model.eval()
+    device = next(model.parameters()).device
+    tok.padding_side = "right" if seq2seq else "left"
+    lengths = [len(tok(p, add_special_tokens=seq2seq)["input_ids"]) for p in prompts]
+    limit = max_input_tokens or getattr(tok, "model_max_length", None)
+    if limit and limit < 1e9 and max(lengths, default=0) > limit:
+        worst = max(range(len(prompts)), key=lengths.__getitem__)
+        raise ModelError(
+            f"prompt {worst} has {lengths[worst]} tokens, over the model's input limit of {limit}: "
+            f"shorten it or raise the limit ({prompts[worst][:60]!r}...)"
+        )
+    order = sorted(range(len(prompts)), key=lengths.__getitem__)
+    out: list[Generated | None] = [None] * len(prompts)
+    eos = tok.eos_token_id
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=seq2seq).to(device)
+        kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=eos, use_cache=True)
+        if temperature > 0:
+            if seed is not None:
+                torch.manual_seed(seed + s)
+            kw.update(do_sample=True, temperature=temperature, top_p=1.0)
+        else:
+            kw.update(do_sample=False)
+        t0 = time.perf_counter()
+        gen = model.generate(**enc, **kw)
+        dt = (time.perf_counter() - t0) / len(idx)
+        new = gen if seq2seq else gen[:, enc["input_ids"].shape[1]:]
+        for row, i in enumerate(idx):
+            ids = new[row].tolist()
+            if seq2seq and ids and ids[0] == model.config.decoder_start_token_id:
+                ids = ids[1:]
+            hit_eos = eos in ids
+            if hit_eos:
+                ids = ids[: ids.index(eos)]
+            ids = [t for t in ids if t != tok.pad_token_id] if tok.pad_token_id != eos else ids
+            text = tok.decode(ids, skip_special_tokens=True)
+            text, hit_stop = _truncate_at_stop(text, stop)
+            finish = "stop" if (hit_eos or hit_stop) else "length"
+            out[i] = Generated(text, finish, lengths[i], len(ids), dt)
+        if progress:
+            progress(len(idx))
+    return out  # type: ignore[return-value]

@@ -1,0 +1,197 @@
+"""The pipeline: tasks -> teacher rationales -> curation -> method format -> training ->
+evaluation -> report. Each stage reads and writes files under the run folder, so stages can run
+one at a time from the CLI and a rerun skips what is already complete."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import subprocess
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+from . import __version__
+from .config import RunConfig, dump_config
+from .errors import DataError
+from .io import read_jsonl_list, write_json, write_jsonl
+from .tasks.schema import Example
+
+log = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    def task(self, desc: str, total: int | None) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
+
+
+class SilentReporter:
+    @contextlib.contextmanager
+    def task(self, desc: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        yield lambda n: None
+
+
+def _git_rev() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except Exception:
+        return None
+
+
+def provenance(cfg: RunConfig) -> dict:
+    return {"cotdistill_version": __version__, "git_rev": _git_rev()}
+
+
+class Run:
+    """One run folder and the stages that fill it."""
+
+    def __init__(self, cfg: RunConfig, reporter: Reporter | None = None):
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.rep = reporter or SilentReporter()
+
+    # -- stage 1: data ---------------------------------------------------------------------------
+    def data(self) -> tuple[list[Example], list[Example]]:
+        from .tasks import load_task
+
+        tr, te = self.out / "data/train.jsonl", self.out / "data/test.jsonl"
+        if tr.exists() and te.exists():
+            return self._read_examples(tr), self._read_examples(te)
+        train, test = load_task(self.cfg.task)
+        write_jsonl(te, [e.model_dump(mode="json") for e in test])
+        write_jsonl(tr, [e.model_dump(mode="json") for e in train])
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(dump_config(self.cfg))
+        return train, test
+
+    @staticmethod
+    def _read_examples(path: Path) -> list[Example]:
+        return [Example.parse(r, f"{path}:{i + 1}") for i, r in enumerate(read_jsonl_list(path))]
+
+    # -- stage 2: teacher ------------------------------------------------------------------------
+    def generate(self, train: list[Example]) -> list[dict]:
+        from .teachers import build_prompting, build_teacher
+        from .teachers.generate import generate_rationales, n_requests
+
+        path = self.out / "rationales.jsonl"
+        t = self.cfg.teacher
+        teacher = build_teacher(t, self.cfg.task, self.out)
+        prompting = build_prompting(t, self.cfg.task.name)
+        total = n_requests(len(train), t.n_samples, prompting.two_stage)
+        try:
+            with self.rep.task(f"teacher ({t.backend}) rationales", total) as adv:
+                records = generate_rationales(
+                    train, teacher, prompting, n_samples=t.n_samples, temperature=t.temperature,
+                    max_tokens=t.max_tokens, answer_max_tokens=t.answer_max_tokens, seed=t.seed, progress=adv)
+        finally:
+            teacher.close()
+        write_jsonl(path, records)
+        return records
+
+    # -- stage 3: curation -----------------------------------------------------------------------
+    def curate(self, records: list[dict]) -> list[dict]:
+        from .curate import curate
+
+        c = self.cfg.curate
+        kept, stats = curate(records, dedupe=c.dedupe, keep_truncated=c.keep_truncated, answer_source=c.answer_source)
+        write_jsonl(self.out / "curated.jsonl", kept)
+        write_json(self.out / "curation_stats.json", stats.as_dict())
+        log.info("curation: kept %d of %d samples; dropped %s", stats.kept, stats.samples, dict(stats.dropped))
+        return kept
+
+    def load_stage(self, name: str) -> list[dict]:
+        path = self.out / name
+        if not path.exists():
+            raise DataError(f"{path}: not found; run the earlier stage first (cotdistill run / generate / curate)")
+        return read_jsonl_list(path, required=("id", "rationale"))
+
+    # -- stage 4: training -----------------------------------------------------------------------
+    def split_val(self, train: list[Example]) -> tuple[list[Example], list[Example]]:
+        ids = sorted(e.id for e in train)
+        random.Random(self.cfg.train.seed).shuffle(ids)
+        n_val = int(round(len(ids) * self.cfg.train.val_fraction))
+        val_ids = set(ids[:n_val])
+        return [e for e in train if e.id not in val_ids], [e for e in train if e.id in val_ids]
+
+    def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
+        from .methods import get_method
+        from .students import load_student
+        from .students.train import train_student
+
+        method = get_method(method_name)
+        mdir = self.out / method_name
+        model, tok, seq2seq = load_student(self.cfg.student.model, self.cfg.student.trust_remote_code,
+                                           seed=self.cfg.train.seed)
+        by_q: dict[str, list[str]] = {}
+        for r in curated:
+            by_q.setdefault(r["id"], []).append(r["rationale"])
+        tr, va = self.split_val(train)
+
+        def pairs(exs):
+            return [p for e in exs for p in method.train_pairs(e, by_q.get(e.id, []), seq2seq)
+                    if not method.uses_rationales or by_q.get(e.id)]
+
+        train_pairs, val_pairs = pairs(tr), pairs(va)
+        with self.rep.task(f"train {method_name}", self.cfg.train.max_steps) as adv:
+            res = train_student(model, tok, seq2seq, train_pairs, val_pairs, self.cfg.train, mdir, progress=adv)
+        model.save_pretrained(mdir / "model")
+        tok.save_pretrained(mdir / "model")
+        (mdir / "model" / "cotdistill.yaml").write_text(dump_config(self.cfg))
+        info = {"method": method_name, "steps": res.steps, "train_pairs": res.train_pairs, "val_pairs": res.val_pairs,
+                "skipped_overlong": res.skipped_overlong, "best_val_loss": res.best_val_loss,
+                "best_step": res.best_step, **provenance(self.cfg)}
+        write_json(mdir / "train_info.json", info)
+        write_jsonl(mdir / "train_log.jsonl", res.history)
+        return info
+
+    # -- stage 5: evaluation ---------------------------------------------------------------------
+    def evaluate(self, method_name: str, test: list[Example], model_dir: str | Path | None = None) -> tuple[list[dict], dict]:
+        from .evaluate import predict, summarize
+        from .methods import get_method
+        from .students import load_student
+
+        method = get_method(method_name)
+        mdir = self.out / method_name
+        model, tok, seq2seq = load_student(str(model_dir or mdir / "model"), self.cfg.student.trust_remote_code)
+        with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
+            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self.cfg.eval.max_new_tokens,
+                            batch_size=self.cfg.eval.batch_size, progress=adv)
+        metrics = summarize(preds)
+        write_jsonl(mdir / "predictions.jsonl", preds)
+        write_json(mdir / "metrics.json", metrics)
+        return preds, metrics
+
+    # -- all stages ------------------------------------------------------------------------------
+    def run_all(self) -> dict:
+        train, test = self.data()
+        needs_teacher = any(_uses_rationales(m) for m in self.cfg.methods)
+        curated: list[dict] = []
+        if needs_teacher:
+            curated = self.curate(self.generate(train))
+        summary = {"task": self.cfg.task.name, "student": self.cfg.student.model, "teacher": self.cfg.teacher.backend,
+                   "n_train": len(train), "n_test": len(test), "methods": {}, **provenance(self.cfg)}
+        if needs_teacher:
+            summary["curation"] = _read_json(self.out / "curation_stats.json")
+        all_preds = {}
+        for m in self.cfg.methods:
+            info = self.train(m, train, curated)
+            preds, metrics = self.evaluate(m, test)
+            all_preds[m] = preds
+            summary["methods"][m] = {**metrics, "train_pairs": info["train_pairs"], "steps": info["steps"],
+                                     "best_step": info["best_step"]}
+        from .report import write_report
+
+        write_json(self.out / "summary.json", summary)
+        write_report(summary, all_preds, self.out)
+        return summary
+
+
+def _uses_rationales(name: str) -> bool:
+    from .methods import METHODS
+
+    return METHODS.get(name).uses_rationales
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())

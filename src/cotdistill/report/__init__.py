@@ -1,0 +1,63 @@
+"""The run report: a markdown table of methods with confidence intervals, a bar plot, and a few
+example predictions per method."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_accuracy(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(summary["methods"])
+    acc = [summary["methods"][m]["accuracy"] for m in methods]
+    lo = [a - summary["methods"][m]["ci95"][0] for a, m in zip(acc, methods)]
+    hi = [summary["methods"][m]["ci95"][1] - a for a, m in zip(acc, methods)]
+    fig, ax = plt.subplots(figsize=(1.6 * len(methods) + 2, 3.2))
+    ax.bar(methods, acc, yerr=[lo, hi], capsize=6, color="#4C72B0")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{summary['task']}: accuracy with 95% CI")
+    for i, a in enumerate(acc):
+        ax.text(i, a + 2, f"{a:.1f}", ha="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def comparison_table(summary: dict) -> str:
+    rows = ["| method | accuracy (%) | 95% CI | mean generated tokens | s / 100 questions | train pairs | steps |",
+            "|---|---|---|---|---|---|---|"]
+    for m, r in summary["methods"].items():
+        rows.append(f"| {m} | {r['accuracy']:.2f} | {r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | "
+                    f"{r['mean_generated_tokens']:.1f} | {r['seconds_per_100']:.2f} | {r.get('train_pairs', '-')} | "
+                    f"{r.get('steps', '-')} |")
+    return "\n".join(rows)
+
+
+def write_report(summary: dict, predictions: dict[str, list[dict]], out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    plot_accuracy(summary, out_dir / "accuracy.png")
+    cur = summary.get("curation", {})
+    lines = [
+        f"# cotdistill report: {summary['task']}", "",
+        f"Student `{summary.get('student')}`, teacher `{summary.get('teacher')}`, "
+        f"{summary.get('n_train')} training / {summary.get('n_test')} test questions.", "",
+        comparison_table(summary), "", "![accuracy](accuracy.png)", "",
+    ]
+    if cur:
+        lines += ["## Curation", "", f"Teacher accuracy {cur.get('teacher_accuracy')}% over {cur.get('samples')} "
+                  f"samples; kept {cur.get('kept')} rationales for {cur.get('questions_with_a_kept_rationale')} "
+                  f"of {cur.get('questions')} questions; dropped: {cur.get('dropped') or 'none'}.", ""]
+    for m, preds in predictions.items():
+        lines += [f"## {m}: example predictions", ""]
+        for p in preds[:3]:
+            mark = "right" if p["correct"] else "wrong"
+            lines += [f"- Q: {p['question']}", f"  - generated: `{p['generation'][:300]}`",
+                      f"  - prediction {p['prediction']!r}, gold {p['gold']!r} ({mark})"]
+        lines.append("")
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

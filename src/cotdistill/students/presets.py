@@ -1,0 +1,66 @@
+"""From-scratch student presets and an offline byte-level tokenizer.
+
+Sizes follow ../shared/notes/cpu-calibration.md (what learns on a 2-core CPU): `tiny` trains at
+~80k tok/s, `small` (~1M params) learns multi-step arithmetic in minutes, `base` and `medium`
+are for GPUs or patient users. `t5-*` are encoder-decoder twins.
+"""
+from __future__ import annotations
+
+from ..errors import ConfigError
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+# name: (architecture, hidden, layers, heads, ffn)
+PRESETS: dict[str, tuple[str, int, int, int, int]] = {
+    "tiny": ("llama", 64, 2, 4, 176),  # ~0.1M params
+    "small": ("llama", 128, 5, 4, 352),  # ~1M
+    "base": ("llama", 256, 6, 4, 704),  # ~4.8M
+    "medium": ("llama", 512, 6, 8, 1376),  # ~19M
+    "t5-tiny": ("t5", 64, 2, 4, 176),
+    "t5-small": ("t5", 128, 4, 4, 352),
+}
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer with no merges: every byte is a token, so any text encodes, it needs
+    no download, and `save_pretrained` / `AutoTokenizer.from_pretrained` round-trip it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(SPECIALS + sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tk.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        model_max_length=2048,
+    )
+
+
+def build_preset(name: str, seed: int = 0):
+    """(model, tokenizer, is_seq2seq) with random weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
+
+    if name not in PRESETS:
+        from ..registry import Registry
+
+        reg: Registry = Registry("student preset")
+        for k in PRESETS:
+            reg.register(k)(k)
+        reg.get(name)
+    arch, d, layers, heads, ffn = PRESETS[name]
+    tok = byte_tokenizer()
+    torch.manual_seed(seed)
+    common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    if arch == "llama":
+        cfg = LlamaConfig(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
+                          num_key_value_heads=heads, intermediate_size=ffn, max_position_embeddings=2048,
+                          tie_word_embeddings=True, bos_token_id=tok.bos_token_id, **common)
+        return LlamaForCausalLM(cfg), tok, False
+    if arch == "t5":
+        cfg = T5Config(d_model=d, d_kv=d // heads, d_ff=ffn, num_layers=layers, num_decoder_layers=layers,
+                       num_heads=heads, decoder_start_token_id=tok.pad_token_id, feed_forward_proj="gated-gelu",
+                       tie_word_embeddings=True, **common)
+        return T5ForConditionalGeneration(cfg), tok, True
+    raise ConfigError(f"preset {name!r}: unknown architecture {arch!r}")  # pragma: no cover

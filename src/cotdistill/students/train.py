@@ -1,0 +1,122 @@
+"""Student training on the transformers Trainer (one loop for every method and architecture).
+
+A validation split (carved from the training questions by the caller) picks the best
+checkpoint by validation loss; the test split is never looked at here. Checkpoints land in
+`out_dir/checkpoints` so an interrupted run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import DataError
+from ..methods.base import Pair
+from .data import Collator, encode_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    train_pairs: int
+    val_pairs: int
+    skipped_overlong: int
+    best_val_loss: float | None
+    best_step: int | None
+    history: list[dict] = field(default_factory=list)
+
+
+def _trainer_cls():
+    from transformers import Trainer
+
+    class WeightedTrainer(Trainer):
+        """Per-pair loss weights (multi-task methods); uniform weights use the model's own loss."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            weights = inputs.pop("weights")
+            if torch.all(weights == 1.0):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            if model.config.is_encoder_decoder:
+                outputs = model(**inputs, labels=labels)
+                logits, tgt = outputs.logits, labels
+            else:
+                outputs = model(**inputs)
+                logits, tgt = outputs.logits[:, :-1], labels[:, 1:]
+            tok_loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-100, reduction="none"
+            ).view(tgt.shape)
+            mask = (tgt != -100).float()
+            per_seq = (tok_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
+            loss = (per_seq * weights).sum() / weights.sum()
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedTrainer
+
+
+def train_student(
+    model, tok, seq2seq: bool, train_pairs: list[Pair], val_pairs: list[Pair], cfg, out_dir: str | Path,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    from transformers import TrainerCallback, TrainingArguments
+
+    out_dir = Path(out_dir)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    train_feats, skip_t = encode_pairs(train_pairs, tok, seq2seq, cfg.max_length)
+    val_feats, skip_v = encode_pairs(val_pairs, tok, seq2seq, cfg.max_length)
+    skipped = skip_t + skip_v
+    if skipped:
+        log.warning("skipped %d training sequences longer than train.max_length=%d tokens", skipped, cfg.max_length)
+    if not train_feats:
+        raise DataError(
+            f"no training sequences left: {len(train_pairs)} pairs, {skip_t} over train.max_length="
+            f"{cfg.max_length}" if train_pairs else "no training pairs (did curation keep any rationale?)"
+        )
+    history: list[dict] = []
+
+    class Hooks(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if progress:
+                progress(1)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs:
+                history.append({"step": state.global_step, **logs})
+
+    has_val = bool(val_feats)
+    every = min(cfg.eval_every, cfg.max_steps)
+    args = TrainingArguments(
+        output_dir=str(out_dir / "checkpoints"), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size * 2, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type="constant_with_warmup", weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
+        eval_strategy="steps" if has_val else "no", eval_steps=every, save_strategy="steps", save_steps=every,
+        save_total_limit=2, load_best_model_at_end=has_val, metric_for_best_model="eval_loss",
+        greater_is_better=False, logging_steps=max(1, every // 5), report_to=[], disable_tqdm=True,
+        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = _trainer_cls()(
+        model=model, args=args, train_dataset=train_feats, eval_dataset=val_feats or None,
+        data_collator=Collator(tok.pad_token_id), callbacks=[Hooks()],
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our progress bar and train_log.jsonl replace its prints
+    ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*"))
+    resume = bool(cfg.resume and ckpts)
+    if resume:
+        log.info("resuming from %s", ckpts[-1])
+    trainer.train(resume_from_checkpoint=resume or None)
+    best = trainer.state.best_metric
+    best_ckpt = trainer.state.best_model_checkpoint
+    best_step = int(best_ckpt.rsplit("-", 1)[1]) if best_ckpt else None
+    for h in history:
+        if "loss" in h and not math.isfinite(h["loss"]):
+            raise DataError(f"training diverged: loss {h['loss']} at step {h['step']}; lower train.learning_rate")
+    return TrainResult(trainer.state.global_step, len(train_feats), len(val_feats), skipped, best, best_step, history)

@@ -1,0 +1,187 @@
+"""Answer extraction and normalisation: ONE implementation per answer kind.
+
+Curation (is the teacher right?) and evaluation (is the student right?) both call `extract` and
+`is_correct` from here, so the two stages can never disagree on what an answer is.
+
+`candidates(text, kind)` lists every plausible answer in reading order, already normalised;
+`extract` picks the first or last one. Normalised forms:
+  number -> canonical decimal string ("1234", "-0.5", "0.75" for "3/4")
+  choice -> upper-case letter ("B")
+  yes_no -> "yes" / "no"
+  text   -> lower-case, quotes and outer punctuation stripped, whitespace collapsed
+  label  -> like text, path separators normalised to "/"
+"""
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from typing import Literal, Sequence
+
+from .schema import AnswerKind, choice_letters
+
+Position = Literal["first", "last"]
+
+# A number, possibly signed, with thousands separators, decimals or a fraction. The sign only
+# counts when it is not a binary minus ("5-3" is 5 and 3, "-3" is minus three).
+_NUM = re.compile(
+    r"(?<![\w./])(?:(?P<sign>[-−+])(?=[$€£¥\d.]))?[$€£¥]?\s?"
+    r"(?P<int>\d{1,3}(?:,\d{3})+|\d+)?(?P<dec>\.\d+)?"
+    r"(?:\s?/\s?(?P<den>\d+))?(?![\w/])"
+)
+_NUM_WORD_SIGN = re.compile(r"(?<![\w])(?:negative|minus)\s+$", re.I)
+
+
+def _canon_number(x: float | Fraction) -> str:
+    f = float(x)
+    if math.isfinite(f) and abs(f - round(f)) < 1e-9:
+        return str(int(round(f)))
+    return f"{f:.6f}".rstrip("0").rstrip(".")
+
+
+def parse_number(s: str) -> str | None:
+    """Normalise a gold or predicted number string; None when it holds no number."""
+    found = number_candidates(s)
+    return found[0] if found else None
+
+
+def number_candidates(text: str) -> list[str]:
+    out = []
+    for m in _NUM.finditer(text):
+        if not m.group("int") and not m.group("dec"):
+            continue
+        intpart = (m.group("int") or "0").replace(",", "")
+        value = Fraction(intpart + (m.group("dec") or ""))
+        if m.group("den"):
+            den = int(m.group("den"))
+            if den == 0:
+                continue
+            value = value / den
+        neg = m.group("sign") in ("-", "−") or bool(_NUM_WORD_SIGN.search(text[: m.start()]))
+        out.append(_canon_number(-value if neg else value))
+    return out
+
+
+_CHOICE_PATTERNS = [
+    re.compile(r"\(([A-Za-z])\)"),  # (B) or (b)
+    re.compile(r"(?<![\w(])([A-Z])\)"),  # B)
+    re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*\(?([A-Za-z])\b(?![\w'])", re.I),
+    re.compile(r"^\s*([A-Z])\s*[.:]?\s*$"),  # the whole text is a bare letter
+    re.compile(r"^\s*([A-Z])\s*:\s"),  # "C: 01/02/2008" (the option letter leads)
+]
+
+
+def choice_candidates(text: str, choices: Sequence[str] | None = None) -> list[str]:
+    """Letters in reading order. Only explicit option markers count, never "any capital letter"."""
+    valid = set(choice_letters(len(choices))) if choices else None
+    hits: list[tuple[int, str]] = []
+    for pat in _CHOICE_PATTERNS:
+        for m in pat.finditer(text):
+            hits.append((m.start(1), m.group(1).upper()))
+    if choices:  # an option's own text spelled out ("05/01/2021") names its letter too
+        low = text.lower()
+        for letter, opt in zip(choice_letters(len(choices)), choices):
+            o = opt.strip().lower()
+            if len(o) >= 2:
+                for m in re.finditer(re.escape(o), low):
+                    hits.append((m.start(), letter))
+    seen_pos: set[int] = set()
+    out = []
+    for pos, letter in sorted(hits):
+        if pos in seen_pos or (valid is not None and letter not in valid):
+            continue
+        seen_pos.add(pos)
+        out.append(letter)
+    return out
+
+
+_YES = {"yes", "true", "yeah", "correct"}
+_NO = {"no", "false", "incorrect"}
+
+
+def yes_no_candidates(text: str) -> list[str]:
+    out = []
+    for w in re.findall(r"[a-z]+", text.lower()):
+        if w in _YES:
+            out.append("yes")
+        elif w in _NO:
+            out.append("no")
+    return out
+
+
+def normalize_text(s: str) -> str:
+    s = s.strip().lower()
+    s = re.sub(r"\s+", " ", s)
+    return s.strip(" \"'`.,;:!?()[]{}“”‘’")
+
+
+_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*", re.I)
+
+
+def text_candidates(text: str) -> list[str]:
+    """Quoted spans in reading order when there are any (teachers quote short answers:
+    'is "yajo".'); otherwise the first line after the last 'answer is', or of the whole text."""
+    quoted = [normalize_text(q) for q in re.findall(r"[\"“]([^\"”\n]+)[\"”]", text)]
+    if any(quoted):
+        return [q for q in quoted if q]
+    m = list(_ANSWER_IS.finditer(text))
+    tail = text[m[-1].end():] if m else text
+    line = normalize_text(tail.strip().split("\n")[0]) if tail.strip() else ""
+    return [line] if line else []
+
+
+def normalize_label(s: str) -> str:
+    return re.sub(r"\s*[/>.]\s*", "/", normalize_text(s))
+
+
+def candidates(text: str, kind: AnswerKind | str, choices: Sequence[str] | None = None) -> list[str]:
+    kind = AnswerKind(kind)
+    if kind is AnswerKind.number:
+        return number_candidates(text)
+    if kind is AnswerKind.choice:
+        return choice_candidates(text, choices)
+    if kind is AnswerKind.yes_no:
+        return yes_no_candidates(text)
+    if kind is AnswerKind.label:
+        return [normalize_label(c) for c in text_candidates(text)]
+    return text_candidates(text)
+
+
+def extract(
+    text: str, kind: AnswerKind | str, choices: Sequence[str] | None = None, position: Position = "first"
+) -> str | None:
+    found = candidates(text, kind, choices)
+    if not found:
+        return None
+    return found[0] if position == "first" else found[-1]
+
+
+def normalize_gold(answer: str, kind: AnswerKind | str, choices: Sequence[str] | None = None) -> str:
+    """Gold answers go through the same normaliser as predictions."""
+    kind = AnswerKind(kind)
+    if kind is AnswerKind.number:
+        return parse_number(str(answer)) or str(answer).strip()
+    if kind is AnswerKind.choice:
+        a = str(answer).strip().strip("()").upper()
+        return a
+    if kind is AnswerKind.yes_no:
+        c = yes_no_candidates(str(answer))
+        return c[0] if c else normalize_text(str(answer))
+    if kind is AnswerKind.label:
+        return normalize_label(str(answer))
+    return normalize_text(str(answer))
+
+
+def is_correct(pred: str | None, gold: str, kind: AnswerKind | str) -> bool:
+    """`pred` must come from `extract`; `gold` from `normalize_gold`."""
+    if pred is None:
+        return False
+    kind = AnswerKind(kind)
+    if kind is AnswerKind.number:
+        try:
+            return math.isclose(float(pred), float(gold), rel_tol=1e-6, abs_tol=1e-6)
+        except ValueError:
+            return False
+    if kind is AnswerKind.text:  # "n a o a" spells "naoa": spacing is not content
+        return pred.replace(" ", "") == gold.replace(" ", "")
+    return pred == gold

@@ -1,0 +1,134 @@
+"""Generic loaders: JSON Lines, CSV, JSON and Hugging Face datasets with a column mapping.
+
+Every record is validated; an error names the file, the line and the field.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from ..errors import DataError
+from .schema import AnswerKind, Example
+
+DEFAULT_COLUMNS = {"id": "id", "question": "question", "answer": "answer", "choices": "choices"}
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; malformed JSON names the line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            yield lineno, obj
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def records_to_examples(
+    records: Iterable[tuple[str, dict]],
+    kind: AnswerKind | str,
+    columns: dict[str, str] | None = None,
+    id_prefix: str = "",
+) -> list[Example]:
+    """Map raw records (with a `where` label each) to Examples through a column mapping
+    {field: column}. Unmapped columns go to metadata."""
+    cols = {**DEFAULT_COLUMNS, **(columns or {})}
+    out = []
+    for i, (where, rec) in enumerate(records):
+        for field in ("question", "answer"):
+            if cols[field] not in rec or rec[cols[field]] in (None, ""):
+                raise DataError(f"{where}: missing field {cols[field]!r} (mapped to {field!r})")
+        choices = rec.get(cols["choices"])
+        if isinstance(choices, str):  # CSV: options separated by '|'
+            choices = [c.strip() for c in choices.split("|") if c.strip()]
+        used = {cols[k] for k in cols}
+        obj = {
+            "id": str(rec.get(cols["id"], f"{id_prefix}{i}")),
+            "question": str(rec[cols["question"]]),
+            "answer": str(rec[cols["answer"]]),
+            "kind": kind,
+            "choices": choices or None,
+            "metadata": {k: v for k, v in rec.items() if k not in used},
+        }
+        out.append(Example.parse(obj, where))
+    return out
+
+
+def load_file(path: str | Path, kind: AnswerKind | str, columns: dict[str, str] | None = None) -> list[Example]:
+    """Load .jsonl, .json (a list of objects) or .csv into Examples."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        recs = ((f"{path}:{n}", r) for n, r in read_jsonl(path))
+    elif suffix == ".json":
+        data = read_json(path)
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of objects")
+        recs = ((f"{path}[{i}]", r) for i, r in enumerate(data))
+    elif suffix == ".csv":
+        if not path.exists():
+            raise DataError(f"{path}: file not found")
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+        recs = ((f"{path}:{i + 2}", r) for i, r in enumerate(rows))  # line 1 is the header
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .csv")
+    out = records_to_examples(recs, kind, columns, id_prefix=f"{path.stem}-")
+    if not out:
+        raise DataError(f"{path}: no examples in file")
+    return out
+
+
+def load_hf_dataset(
+    name: str, kind: AnswerKind | str, split: str = "train", columns: dict[str, str] | None = None,
+    config: str | None = None,
+) -> list[Example]:
+    """A Hugging Face dataset by hub id or local path (needs a hub or a local copy)."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except Exception as e:
+        raise DataError(f"cannot load Hugging Face dataset {name!r} split {split!r}: {e}") from None
+    return records_to_examples(((f"{name}[{split}][{i}]", r) for i, r in enumerate(ds)), kind, columns)
+
+
+def load_gsm8k(path: str | Path) -> list[Example]:
+    """GSM8K JSONL: `answer` is a worked solution ending '#### <number>'; the solution is kept as
+    a human rationale in metadata (calculator annotations <<...>> removed)."""
+    import re
+
+    out = []
+    for lineno, rec in read_jsonl(Path(path)):
+        where = f"{path}:{lineno}"
+        sol = rec.get("answer")
+        if not isinstance(sol, str) or "####" not in sol:
+            raise DataError(f"{where}: field 'answer' must end with '#### <number>'")
+        rationale, final = sol.rsplit("####", 1)
+        rationale = re.sub(r"<<[^>]*>>", "", rationale).strip()
+        obj = {"id": f"gsm8k-{Path(path).stem}-{lineno - 1}", "question": rec.get("question", ""),
+               "answer": final.strip().replace(",", ""), "kind": "number",
+               "metadata": {"human_rationale": rationale}}
+        out.append(Example.parse(obj, where))
+    if not out:
+        raise DataError(f"{path}: no examples in file")
+    return out

@@ -1,0 +1,62 @@
+"""The example schema shared by every stage."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import DataError
+
+
+class AnswerKind(str, Enum):
+    number = "number"
+    choice = "choice"  # multiple choice; gold is the letter, `choices` holds the option texts
+    yes_no = "yes_no"
+    text = "text"  # free text compared after normalisation
+    label = "label"  # a class label, possibly a path such as "comp/graphics"
+
+
+class Example(BaseModel):
+    """One question with its gold answer. `metadata` carries task-specific extras (the exact
+    rationale of a synthetic task, the source file and index of a benchmark item...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    question: str = Field(min_length=1)
+    answer: str
+    kind: AnswerKind
+    choices: list[str] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, obj: Any, where: str) -> "Example":
+        """Validate one record, naming `where` (file:line) and the field in the error."""
+        try:
+            return cls.model_validate(obj)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "<record>"
+            raise DataError(f"{where}: field {field!r}: {err['msg']}") from None
+
+
+def choice_letters(n: int) -> list[str]:
+    return [chr(ord("A") + i) for i in range(n)]
+
+
+def format_choices(choices: list[str]) -> str:
+    """Render options the way the Zero-shot-CoT benchmarks do: 'Answer Choices: (A) x (B) y'."""
+    return "Answer Choices: " + " ".join(f"({l}) {c}" for l, c in zip(choice_letters(len(choices)), choices))
+
+
+def choices_from_question(question: str) -> list[str] | None:
+    """Option texts embedded in a question ("Answer choices: (A) x, (B) y."), for data sets whose
+    records carry no separate option list."""
+    import re
+
+    parts = re.split(r"\(([A-Z])\)\s*", question)
+    if len(parts) < 5 or parts[1] != "A":
+        return None
+    opts = [p.strip().rstrip(",.").strip() for p in parts[2::2]]
+    return opts if all(opts) else None
