@@ -32,12 +32,14 @@ class TaskConfig(_Strict):
     hf_test_split: str = "test"
     kind: AnswerKind | None = Field(None, description="answer kind for file/hf sources")
     columns: dict[str, str] = Field(default_factory=dict, description="{field: column} for file/hf sources")
-    n_train: int = Field(2000, ge=1, description="synthetic: training questions; others: cap (0 = all)")
+    n_train: int = Field(2000, ge=0, description="synthetic: training questions; others: cap (0 = all)")
     n_test: int = Field(500, ge=1, description="synthetic: test questions; file without test_path: held out")
     seed: int = 0
 
     @model_validator(mode="after")
     def _needs(self):
+        if self.source == "synthetic" and self.n_train == 0:
+            raise ValueError("task.n_train must be at least 1 for a synthetic task")
         need = {"benchmark": "data_dir", "file": "path"}.get(self.source)
         if need and not getattr(self, need):
             raise ValueError(f"task.source {self.source!r} needs `task.{need}`")

@@ -1,0 +1,131 @@
+"""Replay the released text-davinci-002 Zero-shot-CoT completions of Fine-tune-CoT through
+cotdistill's teacher protocol, and measure:
+
+1. teacher accuracy per task over all questions (the greedy completion, completion_index 0),
+   with the paper-compatible extraction (must match the paper's Teacher row within 0.5) and with
+   cotdistill's default extractor, plus how many questions the two disagree on;
+2. kept counts after curation on the official train split;
+3. test accuracy of from-scratch `direct` and `ft_cot` students on coin_flip and
+   last_letter_concatenation, printed beside the paper's GPT-2 124M row.
+
+    python bench/finetune_cot_replay.py --data ../shared/data --out runs/replay [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from cotdistill.config import load_config
+from cotdistill.curate import curate, teacher_answer
+from cotdistill.io import write_json
+from cotdistill.pipeline import Run
+from cotdistill.tasks.answers import is_correct, normalize_gold
+from cotdistill.tasks.benchmarks import load_benchmark
+from cotdistill.tasks.compat import paper_correct
+from cotdistill.tasks.schema import choices_from_question
+from cotdistill.teachers import build_prompting
+from cotdistill.teachers.generate import generate_rationales
+from cotdistill.teachers.replay import ReplayTeacher
+
+TASKS = ["single_eq", "addsub", "svamp", "multiarith", "date_understanding", "last_letter_concatenation", "coin_flip"]
+PAPER_TEACHER = {"single_eq": 81.50, "addsub": 76.71, "svamp": 64.20, "multiarith": 77.50,
+                 "date_understanding": 68.29, "last_letter_concatenation": 57.00, "coin_flip": 90.60}
+PAPER_GPT2 = {"coin_flip": 77.33, "last_letter_concatenation": 4.67}  # GPT-2 124M, Fine-tune-CoT, no diverse reasoning
+STUDENT_TASKS = ["coin_flip", "last_letter_concatenation"]
+
+
+def teacher_file(data: Path, task: str) -> Path:
+    return data / "finetune-cot/teacher/text-davinci-002__zs_cot" / f"D_{task}.json"
+
+
+def replay_records(data: Path, task: str) -> list[dict]:
+    """Run every released question through stage 1 and stage 2 of the replay teacher."""
+    from cotdistill.tasks.schema import Example
+
+    teacher = ReplayTeacher(teacher_file(data, task))
+    raw = json.loads(teacher_file(data, task).read_text())["data"]
+    kind = load_benchmark(task, data)[0].kind
+    exs = []
+    for key, samples in raw.items():
+        s = samples[0]
+        choices = choices_from_question(s["question"]) if kind.value == "choice" else None
+        exs.append(Example(id=f"{task}-{key}", question=s["question"], answer=str(s["answer"]), kind=kind,
+                           choices=choices, metadata={"index": int(key)}))
+    cfg = load_config(None, ["teacher.backend=replay", f"teacher.path={teacher_file(data, task)}"])
+    recs = generate_rationales(exs, teacher, build_prompting(cfg.teacher, task))
+    for r, e in zip(recs, exs):
+        r["index"] = e.metadata["index"]
+    return recs
+
+
+def teacher_accuracy(task: str, recs: list[dict]) -> dict:
+    paper = [paper_correct(task, r["answer_text"], r["answer"]) for r in recs]
+    ours = [is_correct(teacher_answer(r), normalize_gold(r["answer"], r["kind"], r["choices"]), r["kind"]) for r in recs]
+    dis = [{"index": r["index"], "completion": r["answer_text"], "gold": r["answer"], "paper": p, "default": o}
+           for r, p, o in zip(recs, paper, ours) if p != o]
+    n = len(recs)
+    return {"questions": n, "teacher_accuracy": round(100 * sum(paper) / n, 2),
+            "teacher_accuracy_default": round(100 * sum(ours) / n, 2), "paper_teacher": PAPER_TEACHER[task],
+            "disagreements": len(dis), "disagreement_examples": dis[:10]}
+
+
+def kept_counts(data: Path, task: str, recs: list[dict]) -> dict:
+    train_idx = set(json.loads((data / f"finetune-cot/splits/{task}__default.json").read_text())["train"])
+    kept, stats = curate([r for r in recs if r["index"] in train_idx])
+    return {"train_questions": stats.questions, "kept": stats.kept, "dropped": dict(stats.dropped)}
+
+
+def train_students(data: Path, out: Path, task: str, steps: int, preset: str) -> dict:
+    cfg = load_config(None, [
+        f"out={out / 'students' / task}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
+        "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
+        f"student.model=preset:{preset}", f"train.max_steps={steps}", f"train.eval_every={max(50, steps // 6)}",
+        "train.batch_size=32", "train.warmup_steps=50", "eval.max_new_tokens=200", "methods=[direct, ft_cot]",
+    ])
+    s = Run(cfg).run_all()
+    return {m: {k: v for k, v in r.items() if k in ("accuracy", "ci95", "train_pairs", "n")} for m, r in s["methods"].items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=Path("runs/replay"))
+    ap.add_argument("--steps", type=int, default=1500, help="student optimizer steps per method")
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--quick", action="store_true", help="smoke run: teacher figures plus 20-step students")
+    args = ap.parse_args(argv)
+    if not teacher_file(args.data, "coin_flip").exists():
+        print(f"no teacher files under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    summary: dict = {"tasks": {}}
+    for task in TASKS:
+        recs = replay_records(args.data, task)
+        summary["tasks"][task] = {**teacher_accuracy(task, recs), **kept_counts(args.data, task, recs)}
+    steps = 20 if args.quick else args.steps
+    preset = "tiny" if args.quick else args.preset
+    for task in STUDENT_TASKS:
+        summary["tasks"][task]["students"] = train_students(args.data, args.out, task, steps, preset)
+        summary["tasks"][task]["paper_gpt2_124m_ft_cot"] = PAPER_GPT2[task]
+    summary["student_setup"] = {"preset": preset, "steps": steps}
+    write_json(args.out / "summary.json", summary)
+
+    print("\nTeacher accuracy (text-davinci-002 Zero-shot-CoT, all questions)")
+    print(f"{'task':28} {'paper':>7} {'paper-mode':>10} {'default':>8} {'disagree':>8} {'train kept':>10}")
+    for task, r in summary["tasks"].items():
+        print(f"{task:28} {r['paper_teacher']:7.2f} {r['teacher_accuracy']:10.2f} {r['teacher_accuracy_default']:8.2f} "
+              f"{r['disagreements']:8d} {r['kept']:>5}/{r['train_questions']:<4}")
+    print(f"\nStudents from scratch (preset:{preset}, {steps} steps each), official test split")
+    print(f"{'task':28} {'direct':>14} {'ft_cot':>14} {'paper GPT-2 124M ft_cot':>24}")
+    for task in STUDENT_TASKS:
+        st = summary["tasks"][task]["students"]
+        print(f"{task:28} {st['direct']['accuracy']:14.2f} {st['ft_cot']['accuracy']:14.2f} {PAPER_GPT2[task]:24.2f}")
+    print(f"\n({time.time() - t0:.0f} s) -> {args.out / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+import pytest
+
+from cotdistill.curate import curate, teacher_answer
+from cotdistill.evaluate import summarize, wilson_interval
+
+
+def rec(id_, rationale, answer_text, gold="12", kind="number", finish="stop", sample=0):
+    return {"id": id_, "sample": sample, "question": "q", "answer": gold, "kind": kind, "choices": None,
+            "rationale": rationale, "answer_text": answer_text, "finish_reason": finish}
+
+
+def test_curation_keeps_correct_and_counts_every_drop():
+    recs = [
+        rec("a", "3 * 4 = 12.", " 12."),  # kept
+        rec("a", "3 * 4 = 12.", " 12.", sample=1),  # duplicate rationale of the same question
+        rec("b", "3 * 4 = 13.", " 13."),  # wrong
+        rec("c", "I am not sure", " twelve", finish="length"),  # no answer anywhere
+        rec("d", "3 * 4 = 12 and then", " 12.", finish="length"),  # right but truncated
+        rec("e", "", " 12."),  # empty rationale
+        rec("f", "so 12 it is", " about it."),  # stage 2 has no number: falls back to the rationale
+    ]
+    kept, st = curate(recs)
+    assert [r["id"] for r in kept] == ["a", "f"]
+    assert st.dropped == {"duplicate": 1, "wrong_answer": 1, "no_answer_found": 1, "truncated": 1, "empty_rationale": 1}
+    assert st.samples == 7 and st.kept + sum(st.dropped.values()) == st.samples  # nothing silently lost
+    assert st.as_dict()["questions_with_a_kept_rationale"] == 2
+    kept, st = curate(recs, dedupe=False, keep_truncated=True)
+    assert {r["id"] for r in kept} == {"a", "d", "f"} and len(kept) == 4
+
+
+def test_teacher_answer_sources():
+    r = rec("a", "first 3 then 12", " 5.")
+    assert teacher_answer(r) == "5" and teacher_answer(r, "rationale") == "12"
+
+
+@pytest.mark.parametrize("k,n,lo,hi", [(0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (50, 100, 0.4038, 0.5962)])
+def test_wilson_interval(k, n, lo, hi):
+    a, b = wilson_interval(k, n)
+    assert a == pytest.approx(lo, abs=1e-3) and b == pytest.approx(hi, abs=1e-3)
+
+
+def test_summarize():
+    preds = [{"correct": c, "prediction": p, "generated_tokens": 4, "finish_reason": f, "seconds": 0.01}
+             for c, p, f in [(True, "1", "stop"), (False, None, "length")]]
+    s = summarize(preds)
+    assert s["accuracy"] == 50.0 and s["no_answer"] == 1 and s["truncated"] == 1 and s["mean_generated_tokens"] == 4
