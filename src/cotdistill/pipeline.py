@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from . import __version__
 from .config import RunConfig, dump_config
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .io import read_jsonl_list, write_json, write_jsonl
 from .tasks.schema import Example
 
@@ -54,11 +55,14 @@ class Run:
         from .tasks import load_task
 
         tr, te = self.out / "data/train.jsonl", self.out / "data/test.jsonl"
+        stamp = self.out / "data/task.json"
         if tr.exists() and te.exists():
+            _check_same(stamp, self.cfg.task.model_dump(mode="json"), "task")
             return self._read_examples(tr), self._read_examples(te)
         train, test = load_task(self.cfg.task)
         write_jsonl(te, [e.model_dump(mode="json") for e in test])
         write_jsonl(tr, [e.model_dump(mode="json") for e in train])
+        write_json(stamp, self.cfg.task.model_dump(mode="json"))
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(dump_config(self.cfg))
         return train, test
@@ -119,6 +123,15 @@ class Run:
 
         method = get_method(method_name)
         mdir = self.out / method_name
+        # Checkpoints only resume a run of the same student, data and hyper-parameters; the step
+        # budget may grow.
+        fingerprint = {"student": self.cfg.student.model_dump(mode="json"), "curate": self.cfg.curate.model_dump(mode="json"),
+                       "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
+                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "resume", "threads", "eval_every"})}
+        if not self.cfg.train.resume:
+            shutil.rmtree(mdir / "checkpoints", ignore_errors=True)
+            (mdir / "train_fingerprint.json").unlink(missing_ok=True)
+        _check_same(mdir / "train_fingerprint.json", fingerprint, "training setup")
         model, tok, seq2seq = load_student(self.cfg.student.model, self.cfg.student.trust_remote_code,
                                            seed=self.cfg.train.seed)
         by_q: dict[str, list[str]] = {}
@@ -133,9 +146,13 @@ class Run:
         train_pairs, val_pairs = pairs(tr), pairs(va)
         with self.rep.task(f"train {method_name}", self.cfg.train.max_steps) as adv:
             res = train_student(model, tok, seq2seq, train_pairs, val_pairs, self.cfg.train, mdir, progress=adv)
-        model.save_pretrained(mdir / "model")
-        tok.save_pretrained(mdir / "model")
-        (mdir / "model" / "cotdistill.yaml").write_text(dump_config(self.cfg))
+        tmp = mdir / "model.partial"  # saved whole, then moved into place: never a half-written model
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "cotdistill.yaml").write_text(dump_config(self.cfg))
+        shutil.rmtree(mdir / "model", ignore_errors=True)
+        tmp.rename(mdir / "model")
         info = {"method": method_name, "steps": res.steps, "train_pairs": res.train_pairs, "val_pairs": res.val_pairs,
                 "skipped_overlong": res.skipped_overlong, "best_val_loss": res.best_val_loss,
                 "best_step": res.best_step, **provenance(self.cfg)}
@@ -183,6 +200,22 @@ class Run:
         write_json(self.out / "summary.json", summary)
         write_report(summary, all_preds, self.out)
         return summary
+
+
+def _check_same(stamp: Path, current: dict, what: str) -> None:
+    """A run folder holds one experiment: refuse to mix artifacts made under another config."""
+    import json
+
+    if stamp.exists():
+        before = json.loads(stamp.read_text())
+        if before != current:
+            diff = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
+            raise ConfigError(
+                f"{stamp.parent} holds artifacts of a different {what} (differs in: {', '.join(diff)}); "
+                f"use a new `out` folder, delete this one, or set train.resume=false to retrain"
+            )
+    else:
+        write_json(stamp, current)
 
 
 def _uses_rationales(name: str) -> bool:

@@ -135,3 +135,25 @@ def test_cli_bad_jsonl_line_is_named(tmp_path):
     r = cli("generate", str(cfg))
     assert r.returncode == 2 and f"{data}:2: missing field 'answer'" in r.stderr
     assert not (tmp_path / "out" / "data" / "train.jsonl").exists()
+
+
+def test_run_folder_refuses_a_different_config(tmp_path):
+    from cotdistill.errors import ConfigError
+
+    over = [f"out={tmp_path}", *TINY, "methods=[direct]", "train.max_steps=3"]
+    Run(load_config(None, over)).run_all()
+    with pytest.raises(ConfigError, match="different task"):
+        Run(load_config(None, [*over, "task.name=coin_flip"])).run_all()
+    with pytest.raises(ConfigError, match="different training setup"):
+        Run(load_config(None, [*over, "train.learning_rate=0.01"])).run_all()
+    Run(load_config(None, [*over, "train.learning_rate=0.01", "train.resume=false"])).run_all()  # retrains
+
+
+def test_demo_command_smoke(tmp_path):
+    r = cli("demo", "--out", str(tmp_path / "d"), "--set", "train.max_steps=4", "--set", "task.n_train=60",
+            "--set", "task.n_test=20", "--set", "student.model=preset:tiny", "--set", "train.eval_every=2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert s["task"] == "arithmetic" and set(s["methods"]) == {"direct", "ft_cot"}
+    assert 0 <= s["methods"]["ft_cot"]["accuracy"] <= 100 and (tmp_path / "d" / "report.md").exists()
+    assert "ft_cot - direct" in r.stdout

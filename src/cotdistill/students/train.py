@@ -32,10 +32,10 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _trainer_cls():
-    from transformers import Trainer
+def _trainer_cls(seq2seq: bool):
+    from transformers import Seq2SeqTrainer, Trainer
 
-    class WeightedTrainer(Trainer):
+    class WeightedTrainer(Seq2SeqTrainer if seq2seq else Trainer):
         """Per-pair loss weights (multi-task methods); uniform weights use the model's own loss."""
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -64,7 +64,7 @@ def train_student(
     model, tok, seq2seq: bool, train_pairs: list[Pair], val_pairs: list[Pair], cfg, out_dir: str | Path,
     progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    from transformers import TrainerCallback, TrainingArguments
+    from transformers import Seq2SeqTrainingArguments, TrainerCallback, TrainingArguments
 
     out_dir = Path(out_dir)
     if cfg.threads:
@@ -92,7 +92,7 @@ def train_student(
 
     has_val = bool(val_feats)
     every = min(cfg.eval_every, cfg.max_steps)
-    args = TrainingArguments(
+    args = (Seq2SeqTrainingArguments if seq2seq else TrainingArguments)(
         output_dir=str(out_dir / "checkpoints"), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size * 2, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
         lr_scheduler_type="constant_with_warmup", weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
@@ -101,7 +101,7 @@ def train_student(
         greater_is_better=False, logging_steps=max(1, every // 5), report_to=[], disable_tqdm=True,
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
     )
-    trainer = _trainer_cls()(
+    trainer = _trainer_cls(seq2seq)(
         model=model, args=args, train_dataset=train_feats, eval_dataset=val_feats or None,
         data_collator=Collator(tok.pad_token_id), callbacks=[Hooks()],
     )

@@ -184,6 +184,36 @@ class Arithmetic(SyntheticTask):
         return " ".join(steps), str(acc)
 
 
+@SYNTHETIC.register("clock")
+class Clock(SyntheticTask):
+    """Modular state tracking (coin flip generalised to `size` positions): a dial is turned
+    several times; where does it point? Each step is a small lookup, but doing all the turns
+    in one go is a sum modulo `size`, which small students fail to learn without the steps."""
+
+    name: ClassVar[str] = "clock"
+    kind: ClassVar[AnswerKind] = AnswerKind.number
+    n_moves: int = Field(5, ge=1, le=20, description="turns of the dial (= reasoning steps)")
+    size: int = Field(10, ge=2, le=100, description="positions on the dial, 0..size-1")
+
+    def render(self, rng):
+        start = rng.randrange(self.size)
+        moves = [f"It turns {rng.randint(1, self.size - 1)} {rng.choice(['forward', 'back'])}." for _ in range(self.n_moves)]
+        return (f"A dial with positions 0 to {self.size - 1} points at {start}. " + " ".join(moves)
+                + " Where does it point now?"), None
+
+    def solve(self, question):
+        m = re.match(r"A dial with positions 0 to (\d+) points at (\d+)\.", question)
+        moves = re.findall(r"It turns (\d+) (forward|back)\.", question)
+        if not m or not moves:
+            raise self._unparseable(question)
+        size, cur, steps = int(m.group(1)) + 1, int(m.group(2)), []
+        for n, d in moves:
+            new = (cur + int(n)) % size if d == "forward" else (cur - int(n)) % size
+            steps.append(f"{cur} {'+' if d == 'forward' else '-'} {n} is {new}.")
+            cur = new
+        return " ".join(steps), str(cur)
+
+
 _ITEMS = "apples pens books coins cards marbles stamps shells".split()
 
 
