@@ -83,7 +83,7 @@ def train_students(data: Path, out: Path, task: str, steps: int, preset: str) ->
         f"out={out / 'students' / task}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
         "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
         f"student.model=preset:{preset}", f"train.max_steps={steps}", f"train.eval_every={max(50, steps // 6)}",
-        "train.batch_size=32", "train.warmup_steps=50", "eval.max_new_tokens=200", "methods=[direct, ft_cot]",
+        "train.batch_size=32", "train.warmup_steps=50", "methods=[direct, ft_cot]",
     ])
     s = Run(cfg).run_all()
     return {m: {k: v for k, v in r.items() if k in ("accuracy", "ci95", "train_pairs", "n")} for m, r in s["methods"].items()}
@@ -93,8 +93,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/replay"))
-    ap.add_argument("--steps", type=int, default=1500, help="student optimizer steps per method")
-    ap.add_argument("--preset", default="small")
+    ap.add_argument("--steps", type=int, default=1000, help="student optimizer steps per method")
+    ap.add_argument("--preset", default="tiny", help="from-scratch student preset")
     ap.add_argument("--quick", action="store_true", help="smoke run: teacher figures plus 20-step students")
     args = ap.parse_args(argv)
     if not teacher_file(args.data, "coin_flip").exists():

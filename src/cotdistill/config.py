@@ -100,14 +100,15 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     val_fraction: float = Field(0.1, ge=0.0, lt=0.9, description="share of training questions held out for checkpoint choice")
     eval_every: int = Field(250, ge=1, description="steps between validation-loss checks")
-    max_length: int = Field(512, ge=8, description="tokens per training sequence; longer ones are skipped and counted")
+    max_length: int = Field(1024, ge=8, description="tokens per training sequence; longer ones are skipped and counted")
     seed: int = 0
     threads: int | None = Field(None, description="torch CPU threads (default: all cores)")
     resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
 
 
 class EvalConfig(_Strict):
-    max_new_tokens: int = Field(256, ge=1)
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="generation limit; default 1.5 x the longest training target (so a rationale fits)")
     batch_size: int = Field(128, ge=1)
 
 

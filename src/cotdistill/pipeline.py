@@ -155,7 +155,7 @@ class Run:
         tmp.rename(mdir / "model")
         info = {"method": method_name, "steps": res.steps, "train_pairs": res.train_pairs, "val_pairs": res.val_pairs,
                 "skipped_overlong": res.skipped_overlong, "best_val_loss": res.best_val_loss,
-                "best_step": res.best_step, **provenance(self.cfg)}
+                "best_step": res.best_step, "max_target_tokens": res.max_target_tokens, **provenance(self.cfg)}
         write_json(mdir / "train_info.json", info)
         write_jsonl(mdir / "train_log.jsonl", res.history)
         return info
@@ -170,12 +170,19 @@ class Run:
         mdir = self.out / method_name
         model, tok, seq2seq = load_student(str(model_dir or mdir / "model"), self.cfg.student.trust_remote_code)
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
-            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self.cfg.eval.max_new_tokens,
+            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self._max_new_tokens(mdir),
                             batch_size=self.cfg.eval.batch_size, progress=adv)
         metrics = summarize(preds)
         write_jsonl(mdir / "predictions.jsonl", preds)
         write_json(mdir / "metrics.json", metrics)
         return preds, metrics
+
+    def _max_new_tokens(self, mdir: Path) -> int:
+        if self.cfg.eval.max_new_tokens:
+            return self.cfg.eval.max_new_tokens
+        info = mdir / "train_info.json"
+        longest = _read_json(info).get("max_target_tokens", 0) if info.exists() else 0
+        return min(4096, int(1.5 * longest)) if longest else 256
 
     # -- all stages ------------------------------------------------------------------------------
     def run_all(self) -> dict:

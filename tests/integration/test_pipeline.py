@@ -117,6 +117,9 @@ def test_cli_run_validate_and_list(tmp_path):
     ("methods: [ft_cott]\n", "Did you mean 'ft_cot'"),
     ("task:\n  source: file\n  path: /nope.jsonl\n  kind: number\n", "/nope.jsonl: file not found"),
     ("teacher:\n  backend: openai\n  model: m\n  api_key_env: COTDISTILL_NO_SUCH_KEY\n", "COTDISTILL_NO_SUCH_KEY is not set"),
+    ("student:\n  model: /no/such/student\nmethods: [direct]\n", "cannot load model config from '/no/such/student'"),
+    ("student:\n  model: preset:huge\nmethods: [direct]\n", "unknown student preset 'huge'"),
+    ("task:\n  name: coin_flipp\n", "Did you mean 'coin_flip'"),
 ])
 def test_cli_bad_input_is_one_clear_message(tmp_path, content, match):
     cfg = tmp_path / "c.yaml"

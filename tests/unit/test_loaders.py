@@ -86,3 +86,18 @@ def test_missing_and_unsupported_files(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(DataError, match="unsupported file type"):
         load_file(tmp_path / "x.txt", "number")
+
+
+def test_hf_dataset_loader_on_a_local_folder(tmp_path):
+    """`datasets.load_dataset` on a local folder: the same call users make with a hub id."""
+    from cotdistill.tasks.files import load_hf_dataset
+
+    (tmp_path / "train.jsonl").write_text('{"problem": "1+1?", "solution": "2"}\n{"problem": "2+3?", "solution": "5"}\n')
+    (tmp_path / "test.jsonl").write_text('{"problem": "4+4?", "solution": "8"}\n')
+    exs = load_hf_dataset(str(tmp_path), "number", "train", {"question": "problem", "answer": "solution"})
+    assert [e.answer for e in exs] == ["2", "5"] and exs[0].question == "1+1?"
+    assert len(load_hf_dataset(str(tmp_path), "number", "test", {"question": "problem", "answer": "solution"})) == 1
+    with pytest.raises(DataError, match="missing field 'question'"):
+        load_hf_dataset(str(tmp_path), "number", "train")
+    with pytest.raises(DataError, match="cannot load Hugging Face dataset"):
+        load_hf_dataset(str(tmp_path / "nope"), "number")

@@ -17,11 +17,12 @@ def plot_accuracy(summary: dict, path: Path) -> None:
     hi = [summary["methods"][m]["ci95"][1] - a for a, m in zip(acc, methods)]
     fig, ax = plt.subplots(figsize=(1.6 * len(methods) + 2, 3.2))
     ax.bar(methods, acc, yerr=[lo, hi], capsize=6, color="#4C72B0")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 112)
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{summary['task']}: accuracy with 95% CI")
-    for i, a in enumerate(acc):
-        ax.text(i, a + 2, f"{a:.1f}", ha="center")
+    for i, (a, up) in enumerate(zip(acc, hi)):
+        ax.text(i + 0.08, a + up + 1.5, f"{a:.1f}", ha="left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

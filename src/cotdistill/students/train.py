@@ -29,6 +29,7 @@ class TrainResult:
     skipped_overlong: int
     best_val_loss: float | None
     best_step: int | None
+    max_target_tokens: int = 0
     history: list[dict] = field(default_factory=list)
 
 
@@ -119,4 +120,6 @@ def train_student(
     for h in history:
         if "loss" in h and not math.isfinite(h["loss"]):
             raise DataError(f"training diverged: loss {h['loss']} at step {h['step']}; lower train.learning_rate")
-    return TrainResult(trainer.state.global_step, len(train_feats), len(val_feats), skipped, best, best_step, history)
+    longest = max(sum(1 for t in f["labels"] if t != -100) for f in train_feats)
+    return TrainResult(trainer.state.global_step, len(train_feats), len(val_feats), skipped, best, best_step,
+                       longest, history)
