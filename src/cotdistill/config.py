@@ -49,14 +49,19 @@ class TaskConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    backend: Literal["exact", "openai", "transformers", "replay"] = "exact"
+    backend: Literal["exact", "openai", "transformers", "vllm", "replay"] = "exact"
     model: str | None = Field(None, description="openai/transformers: model id or local path")
     base_url: str | None = Field(None, description="openai: server URL, e.g. http://localhost:8000/v1")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key; null for none")
     endpoint: Literal["completions", "chat"] = "completions"
     concurrency: int = Field(8, ge=1, le=1024, description="requests in flight")
-    max_retries: int = Field(6, ge=0)
-    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(8, ge=0, description="retries of 429/5xx/timeouts/connection errors/malformed bodies")
+    timeout_s: float = Field(60.0, gt=0, description="per-request timeout")
+    requests_per_minute: float | None = Field(None, gt=0, description="client-side request rate limit")
+    tokens_per_minute: float | None = Field(None, gt=0, description="client-side token rate limit (prompt/4 + max_tokens)")
+    use_n: bool = Field(False, description="ask for all samples of a prompt in one request with `n` (servers that support it)")
+    price_prompt_per_1m: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost estimates")
+    price_completion_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
     path: str | None = Field(None, description="replay: a Fine-tune-CoT D_{task}.json teacher file")
     prompt: Literal["zero_shot_cot", "few_shot_cot"] = "zero_shot_cot"
     exemplars: str | None = Field(None, description="few_shot_cot: exemplar file")
@@ -71,7 +76,7 @@ class TeacherConfig(_Strict):
 
     @model_validator(mode="after")
     def _needs(self):
-        if self.backend in ("openai", "transformers") and not self.model:
+        if self.backend in ("openai", "transformers", "vllm") and not self.model:
             raise ValueError(f"teacher.backend {self.backend!r} needs `teacher.model`")
         if self.backend == "replay" and not self.path:
             raise ValueError("teacher.backend 'replay' needs `teacher.path`")

@@ -49,9 +49,9 @@ class Counting(ExactTeacher):
         super().__init__("arithmetic")
         self.sent = 0
 
-    def complete(self, requests, progress=None):
+    def _complete(self, requests, progress=None):
         self.sent += len(requests)
-        return super().complete(requests, progress)
+        return super()._complete(requests, progress)
 
 
 def test_cache_persists_and_resume_asks_only_for_missing(tmp_path):
@@ -76,7 +76,7 @@ def test_corrupt_cache_is_a_clear_error(tmp_path):
 
 def test_cache_schema_version_recorded(tmp_path):
     CompletionCache(tmp_path / "c.sqlite").close()
-    assert sqlite3.connect(tmp_path / "c.sqlite").execute("PRAGMA user_version").fetchone()[0] == 1
+    assert sqlite3.connect(tmp_path / "c.sqlite").execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_few_shot_file_loading(tmp_path, shared_data):

@@ -23,7 +23,12 @@ def build_teacher(cfg, task_cfg, out_dir: str | Path, use_cache: bool = True) ->
         from .openai_http import OpenAITeacher
 
         inner = OpenAITeacher(cfg.model, cfg.base_url, cfg.api_key_env, cfg.endpoint, cfg.concurrency,
-                              cfg.max_retries, cfg.timeout_s)
+                              cfg.max_retries, cfg.timeout_s, cfg.requests_per_minute, cfg.tokens_per_minute,
+                              cfg.use_n)
+    elif cfg.backend == "vllm":
+        from .vllm_backend import VLLMTeacher
+
+        inner = VLLMTeacher(cfg.model, cfg.batch_size)
     elif cfg.backend == "transformers":
         from .local import LocalTeacher
 
@@ -35,7 +40,7 @@ def build_teacher(cfg, task_cfg, out_dir: str | Path, use_cache: bool = True) ->
     if not use_cache:
         return inner
     path = Path(cfg.cache) if cfg.cache else Path(out_dir) / "teacher_cache.sqlite"
-    return CachedTeacher(inner, CompletionCache(path))
+    return CachedTeacher(inner, CompletionCache(path), cfg.price_prompt_per_1m, cfg.price_completion_per_1m)
 
 
 def build_prompting(cfg, task_name: str):

@@ -43,7 +43,8 @@ class Completion:
     cached: bool = False
 
 
-Progress = Callable[[int], None]  # called with the number of requests just finished
+Progress = Callable[..., None]  # progress(n_done, tokens=0, cost=0.0): requests just finished
+OnResult = Callable[[int, "Completion"], None]  # on_result(request index, completion), as each arrives
 
 
 class Teacher(abc.ABC):
@@ -56,9 +57,18 @@ class Teacher(abc.ABC):
     @abc.abstractmethod
     def identity(self) -> dict: ...
 
-    @abc.abstractmethod
-    def complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        """One completion per request, in order."""
+    def complete(self, requests: Sequence[Request], progress: Progress | None = None,
+                 on_result: OnResult | None = None) -> list[Completion]:
+        """One completion per request, in order; `on_result` sees each one as soon as it exists,
+        so a store can commit it before the rest arrive."""
+        out = self._complete(requests, progress)
+        if on_result:
+            for i, c in enumerate(out):
+                on_result(i, c)
+        return out
+
+    def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        raise NotImplementedError
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -21,6 +21,8 @@ MIGRATIONS = [
         key TEXT PRIMARY KEY, identity TEXT NOT NULL, prompt TEXT NOT NULL, params TEXT NOT NULL,
         sample_index INTEGER NOT NULL, text TEXT NOT NULL, finish_reason TEXT NOT NULL,
         prompt_tokens INTEGER, completion_tokens INTEGER, duration_s REAL, created REAL NOT NULL)""",
+    # 2: estimated cost in USD of each completion
+    "ALTER TABLE completions ADD COLUMN cost_usd REAL",
 ]
 
 
@@ -63,13 +65,15 @@ class CompletionCache:
                     out[k] = Completion(text, fr, pt, ct, d or 0.0, cached=True)
         return out
 
-    def put(self, key: str, identity: dict, req: Request, c: Completion) -> None:
+    def put(self, key: str, identity: dict, req: Request, c: Completion, cost_usd: float | None = None) -> None:
+        """Committed at once (autocommit, WAL): a process killed a moment later keeps it."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO completions VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO completions (key, identity, prompt, params, sample_index, text, finish_reason,"
+                " prompt_tokens, completion_tokens, duration_s, created, cost_usd) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (key, json.dumps(identity, sort_keys=True), req.prompt, json.dumps(req.params.as_dict()),
                  req.sample_index, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens,
-                 c.duration_s, time.time()),
+                 c.duration_s, time.time(), cost_usd),
             )
 
     def __len__(self) -> int:
@@ -84,16 +88,25 @@ class CachedTeacher(Teacher):
     """Wraps a backend: answers from the cache, sends only the misses, commits each new
     completion as soon as the backend returns its batch."""
 
-    def __init__(self, inner: Teacher, cache: CompletionCache):
+    def __init__(self, inner: Teacher, cache: CompletionCache, price_prompt_per_1m: float = 0.0,
+                 price_completion_per_1m: float = 0.0):
         self.inner, self.cache = inner, cache
         self.backend = inner.backend
+        self.prices = (price_prompt_per_1m, price_completion_per_1m)
         self.hits = self.misses = 0
+        self.prompt_tokens = self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.truncated = 0
+
+    def cost(self, c: Completion) -> float:
+        return ((c.prompt_tokens or 0) * self.prices[0] + (c.completion_tokens or 0) * self.prices[1]) / 1e6
 
     @property
     def identity(self) -> dict:
         return self.inner.identity
 
-    def complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    def complete(self, requests: Sequence[Request], progress: Progress | None = None,
+                 on_result=None) -> list[Completion]:
         ident = self.identity
         keys = [request_key(ident, r) for r in requests]
         found = self.cache.get_many(keys)
@@ -103,15 +116,34 @@ class CachedTeacher(Teacher):
         self.misses += len(todo)
         if progress and len(requests) > len(todo):
             progress(len(requests) - len(todo))
-        # Send in chunks so a crash loses at most one chunk of work.
+
+        def commit(i: int, c: Completion) -> None:
+            cost = self.cost(c)
+            self.cache.put(keys[i], ident, requests[i], c, cost)
+            self.prompt_tokens += c.prompt_tokens or 0
+            self.completion_tokens += c.completion_tokens or 0
+            self.cost_usd += cost
+            self.truncated += c.finish_reason == "length"
+            out[i] = c
+
+        def report(n, tokens=0, cost=0.0):
+            if progress:
+                progress(n, tokens=tokens, cost=self.cost_usd)
+
+        # Backends that stream results commit each one as it arrives; batch backends are sent in
+        # chunks so that a crash loses at most one chunk of work.
         chunk = max(1, getattr(self.inner, "chunk_size", 64))
         for s in range(0, len(todo), chunk):
             idx = todo[s:s + chunk]
-            got = self.inner.complete([requests[i] for i in idx], progress)
-            for i, c in zip(idx, got):
-                self.cache.put(keys[i], ident, requests[i], c)
-                out[i] = c
+            self.inner.complete([requests[i] for i in idx], report, lambda j, c, idx=idx: commit(idx[j], c))
         return out  # type: ignore[return-value]
+
+    def summary(self) -> dict:
+        inner = self.inner
+        return {"requests_answered_from_cache": self.hits, "requests_needed": self.misses,
+                "http_requests_sent": getattr(inner, "sent", self.misses), "retries": dict(getattr(inner, "retries", {})),
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "estimated_cost_usd": round(self.cost_usd, 6), "truncated": self.truncated}
 
     def close(self) -> None:
         self.inner.close()

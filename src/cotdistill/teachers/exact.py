@@ -42,7 +42,7 @@ class ExactTeacher(Teacher):
             return f" {answer}."
         return f" {rationale} The answer is {answer}."  # few-shot-CoT
 
-    def complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out = []
         for r in requests:
             text = self._answer(r.prompt)

@@ -25,7 +25,7 @@ class LocalTeacher(Teacher):
     def identity(self) -> dict:
         return {"backend": self.backend, "model": self.model_id, "revision": str(self.revision)}
 
-    def complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         # Requests with the same parameters share a batch; sampled ones are seeded per batch.
         out: list[Completion | None] = [None] * len(requests)
         groups: dict = {}

@@ -51,7 +51,7 @@ class ReplayTeacher(Teacher):
             raise TeacherError(f"{self.path.name}: stage-2 prompt does not continue the recorded rationale")
         return Completion(rec["completion"], rec.get("finish_reason", "stop"))
 
-    def complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+    def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out = [self._lookup(r) for r in requests]
         if progress:
             progress(len(requests))
