@@ -29,14 +29,26 @@ SetOpt = typer.Option(None, "--set", "-s", help="override a config value: --set 
 
 
 class RichReporter:
+    """Progress bars: done/total, rate, elapsed, ETA; teacher bars also show tokens and est. cost."""
+
     @contextlib.contextmanager
-    def task(self, desc: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    def task(self, desc: str, total: int | None) -> Iterator[Callable[..., None]]:
         cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("eta"),
-                TimeRemainingColumn()]
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                TextColumn("{task.fields[extra]}")]
         with Progress(*cols, console=console, transient=False) as p:
-            tid = p.add_task(desc, total=total)
-            yield lambda n: p.advance(tid, n)
+            tid = p.add_task(desc, total=total, rate="", extra="")
+            totals = {"tokens": 0}
+
+            def advance(n: int, tokens: int = 0, cost: float | None = None) -> None:
+                totals["tokens"] += tokens
+                speed = p.tasks[tid].speed
+                extra = f"{totals['tokens']:,} tok" if totals["tokens"] else ""
+                if cost:
+                    extra += f" ${cost:,.4f}"
+                p.update(tid, advance=n, rate=f"{speed:.1f}/s" if speed else "", extra=extra)
+
+            yield advance
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -92,6 +104,21 @@ def generate(config: Path, set_: Optional[List[str]] = SetOpt):
     train, _ = run.data()
     recs = run.generate(train)
     out_console.print(f"{len(recs)} rationale records -> {run.out / 'rationales.jsonl'}")
+    _print_teacher_summary(run.out / "teacher_summary.json")
+
+
+def _print_teacher_summary(path: Path) -> None:
+    import json
+
+    if not path.exists():
+        return
+    s = json.loads(path.read_text())
+    retries = ", ".join(f"{k}: {v}" for k, v in s.get("retries", {}).items()) or "none"
+    out_console.print(
+        f"teacher: {s['requests_needed']} requests needed, {s['requests_answered_from_cache']} answered from the "
+        f"cache, {s['http_requests_sent']} sent (retries: {retries}); {s['prompt_tokens']:,} prompt + "
+        f"{s['completion_tokens']:,} completion tokens, est. ${s['estimated_cost_usd']:.4f}; "
+        f"{s['truncated']} cut off by max_tokens")
 
 
 @app.command()

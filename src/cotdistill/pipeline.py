@@ -88,6 +88,8 @@ class Run:
                     max_tokens=t.max_tokens, answer_max_tokens=t.answer_max_tokens, seed=t.seed, progress=adv)
         finally:
             teacher.close()
+        if hasattr(teacher, "summary"):
+            write_json(self.out / "teacher_summary.json", teacher.summary())
         write_jsonl(path, records)
         return records
 

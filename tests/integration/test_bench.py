@@ -39,3 +39,13 @@ def test_replay_teacher_feeds_the_pipeline(tmp_path, shared_data):
     assert len(train) == 350 and len(test) == 150 and len(kept) == 316
     stats = json.loads((tmp_path / "curation_stats.json").read_text())
     assert stats["kept"] + sum(stats["dropped"].values()) == stats["samples"] == 350
+
+
+def test_teacher_throughput_quick(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/teacher_throughput.py"), "--quick", "--latency", "0.02",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert set(s["completions_per_s"]) == {"1", "8", "32", "64", "128"}
+    assert s["completions_per_s"]["8"] > 2 * s["completions_per_s"]["1"]  # concurrency helps at all
+    assert r.stdout.strip().splitlines()[-1].split()[0] == "128"  # the table is printed last

@@ -66,8 +66,16 @@ class FakeOpenAIServer:
         self._server = await asyncio.start_server(self._conn, "127.0.0.1", self.port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def stop(self) -> None:
-        if self._loop:
+        if self._loop and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
 
@@ -139,7 +147,7 @@ class FakeOpenAIServer:
         key = (prompt, seed, n)
         attempt = self.attempts[key]
         self.attempts[key] += 1
-        if attempt < self.max_faults and (_h("fault", prompt, seed, attempt) % 10_000) < self.fault_rate * 10_000:
+        if self.fault_rate and attempt < self.max_faults and (_h("fault", prompt, seed, attempt) % 10_000) < self.fault_rate * 10_000:
             fault = FAULTS[_h("kind", prompt, seed, attempt) % len(FAULTS)]
             self.faults[fault] += 1
             if fault == "429":
