@@ -27,7 +27,7 @@ class Reporter(Protocol):
 class SilentReporter:
     @contextlib.contextmanager
     def task(self, desc: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        yield lambda n: None
+        yield lambda n, **kw: None
 
 
 def _git_rev() -> str | None:

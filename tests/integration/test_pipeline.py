@@ -160,3 +160,45 @@ def test_demo_command_smoke(tmp_path):
     assert s["task"] == "arithmetic" and set(s["methods"]) == {"direct", "ft_cot"}
     assert 0 <= s["methods"]["ft_cot"]["accuracy"] <= 100 and (tmp_path / "d" / "report.md").exists()
     assert "ft_cot - direct" in r.stdout
+
+
+def test_local_transformers_teacher_on_random_t5(tmp_path):
+    _save_random("t5", tmp_path / "teacher")
+    from cotdistill.teachers.base import GenParams, Request
+    from cotdistill.teachers.local import LocalTeacher
+
+    t = LocalTeacher(str(tmp_path / "teacher"), batch_size=3)
+    out = t.complete([Request(f"Q: {i} + 1?", GenParams(max_tokens=6)) for i in range(5)])
+    assert len(out) == 5 and all(c.completion_tokens <= 6 for c in out) and t.seq2seq
+
+
+def test_vllm_teacher_when_installed(tmp_path):
+    pytest.importorskip("vllm", reason="vLLM is an optional extra (pip install 'cotdistill[vllm]')")
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM needs a GPU")
+    _save_random("gpt2", tmp_path / "teacher")
+    from cotdistill.teachers.base import GenParams, Request
+    from cotdistill.teachers.vllm_backend import VLLMTeacher
+
+    t = VLLMTeacher(str(tmp_path / "teacher"))
+    out = t.complete([Request("Q: 1?\nA:", GenParams(temperature=0.7, max_tokens=8, seed=1), s) for s in range(3)])
+    assert len(out) == 3 and all(c.completion_tokens <= 8 for c in out)
+
+
+def test_vllm_backend_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    from cotdistill.errors import TeacherError
+
+    real = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("no vllm")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    from cotdistill.teachers.vllm_backend import VLLMTeacher
+
+    with pytest.raises(TeacherError, match="pip install 'cotdistill\\[vllm\\]'"):
+        VLLMTeacher("x")
