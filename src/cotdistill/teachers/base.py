@@ -72,3 +72,17 @@ class Teacher(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def group_samples(requests: Sequence[Request]) -> list[list[int]]:
+    """Indices of consecutive samples of one prompt with equal parameters, for backends that
+    can draw n samples in one call (a server's `n`, vLLM's SamplingParams(n))."""
+    groups: list[list[int]] = []
+    for i, r in enumerate(requests):
+        last = requests[groups[-1][-1]] if groups else None
+        if last is not None and last.prompt == r.prompt and last.params == r.params \
+                and last.sample_index + 1 == r.sample_index:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups

@@ -25,7 +25,7 @@ from typing import Literal, Sequence
 import httpx
 
 from ..errors import TeacherError
-from .base import Completion, OnResult, Progress, Request, Teacher
+from .base import Completion, OnResult, Progress, Request, Teacher, group_samples
 
 RETRYABLE_STATUS = {408, 409, 429}
 # httpcore's pool does work proportional to (queued requests x connections) on every completion,
@@ -204,17 +204,7 @@ class OpenAITeacher(Teacher):
     # -- many calls -------------------------------------------------------------------------------
     def _groups(self, requests: Sequence[Request]) -> list[list[int]]:
         """With `use_n`, consecutive samples of one prompt go out as one request with n."""
-        if not self.use_n:
-            return [[i] for i in range(len(requests))]
-        groups: list[list[int]] = []
-        for i, r in enumerate(requests):
-            g = groups[-1] if groups else None
-            if g and requests[g[-1]].prompt == r.prompt and requests[g[-1]].params == r.params \
-                    and requests[g[-1]].sample_index + 1 == r.sample_index:
-                g.append(i)
-            else:
-                groups.append([i])
-        return groups
+        return group_samples(requests) if self.use_n else [[i] for i in range(len(requests))]
 
     async def _run(self, requests, progress, on_result) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..errors import TeacherError
-from .base import Completion, Progress, Request, Teacher
+from .base import Completion, Progress, Request, Teacher, group_samples
 
 
 class VLLMTeacher(Teacher):
@@ -29,15 +29,7 @@ class VLLMTeacher(Teacher):
     def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         from vllm import SamplingParams
 
-        # Group consecutive samples of one prompt into one request with n samples.
-        groups: list[list[int]] = []
-        for i, r in enumerate(requests):
-            g = groups[-1] if groups else None
-            if g and requests[g[-1]].prompt == r.prompt and requests[g[-1]].params == r.params \
-                    and requests[g[-1]].sample_index + 1 == r.sample_index:
-                g.append(i)
-            else:
-                groups.append([i])
+        groups = group_samples(requests)  # all samples of a prompt in one request with n
         params = []
         for g in groups:
             p, first = requests[g[0]].params, requests[g[0]]
