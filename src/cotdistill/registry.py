@@ -13,6 +13,13 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
+def unknown_name(kind: str, name: str, choices) -> ConfigError:
+    """'unknown method 'ft_cott'. Did you mean 'ft_cot'? Available: ...'"""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(sorted(choices))}")
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
@@ -31,11 +38,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._items, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"unknown {self.kind} {name!r}.{hint} Available: {', '.join(sorted(self._items))}"
-            ) from None
+            raise unknown_name(self.kind, name, self._items) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

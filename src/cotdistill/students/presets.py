@@ -43,12 +43,9 @@ def build_preset(name: str, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
     if name not in PRESETS:
-        from ..registry import Registry
+        from ..registry import unknown_name
 
-        reg: Registry = Registry("student preset")
-        for k in PRESETS:
-            reg.register(k)(k)
-        reg.get(name)
+        raise unknown_name("student preset", name, PRESETS)
     arch, d, layers, heads, ffn = PRESETS[name]
     tok = byte_tokenizer()
     torch.manual_seed(seed)

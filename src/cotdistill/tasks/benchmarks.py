@@ -130,13 +130,10 @@ BENCHMARKS: dict[str, Callable[[Path], list[Example]]] = {
 def load_benchmark(name: str, data_dir: str | Path, split: str = "all") -> list[Example]:
     """Load a benchmark from `data_dir` (the folder holding `reasoning/` and `finetune-cot/`).
     `split` is "all", or "train"/"test" of the official Fine-tune-CoT split."""
-    from ..registry import Registry
+    from ..registry import unknown_name
 
     if name not in BENCHMARKS:
-        reg: Registry = Registry("benchmark")
-        for k in BENCHMARKS:
-            reg.register(k)(k)
-        reg.get(name)  # raises with "did you mean"
+        raise unknown_name("benchmark", name, BENCHMARKS)
     root = Path(data_dir)
     if not (root / "reasoning").is_dir():
         raise DataError(f"{root}: no 'reasoning/' folder; point `data_dir` at the folder holding the benchmarks")
