@@ -171,6 +171,10 @@ class Run:
         method = get_method(method_name)
         mdir = self.out / method_name
         model, tok, seq2seq = load_student(str(model_dir or mdir / "model"), self.cfg.student.trust_remote_code)
+        import torch
+
+        if torch.cuda.is_available():  # training already ran there through the Trainer
+            model.to("cuda")
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
             preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self._max_new_tokens(mdir),
                             batch_size=self.cfg.eval.batch_size, progress=adv)
