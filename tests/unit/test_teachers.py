@@ -11,7 +11,7 @@ from cotdistill.teachers.generate import generate_rationales
 from cotdistill.teachers.openai_http import OpenAITeacher
 from cotdistill.teachers.prompting import FewShotCoT, Exemplar, ZeroShotCoT, load_few_shot
 
-from ..fake_openai import FakeOpenAI, reply_for
+from cotdistill.teachers.fake_server import FakeOpenAIServer, reply_text
 
 
 def test_zero_shot_cot_prompts_and_triggers():
@@ -90,21 +90,22 @@ def test_few_shot_file_loading(tmp_path, shared_data):
 @pytest.mark.parametrize("endpoint", ["completions", "chat"])
 def test_openai_backend_real_http(monkeypatch, endpoint):
     monkeypatch.setenv("TEST_KEY", "sk-test")
-    with FakeOpenAI(fail_first="retry-me") as srv:
-        t = OpenAITeacher("teacher-1", srv.url, "TEST_KEY", endpoint, concurrency=4, max_retries=3)
-        reqs = [Request(f"prompt {i}" + (" retry-me" if i == 3 else ""), GenParams(temperature=0.7, seed=5), i % 2)
-                for i in range(12)]
+    # every request fails once (a fault of any kind), then succeeds on its retry
+    with FakeOpenAIServer(fault_rate=1.0, max_faults_per_request=1, hang_s=1.0, retry_after="0") as srv:
+        t = OpenAITeacher("teacher-1", srv.url, "TEST_KEY", endpoint, concurrency=4, max_retries=3, timeout_s=0.5,
+                          backoff_base_s=0.01)
+        reqs = [Request(f"prompt {i}", GenParams(temperature=0.7, seed=5), i % 2) for i in range(12)]
         out = t.complete(reqs)
         t.close()
-    assert [c.text for c in out] == [reply_for(r.prompt, r.seed) for r in reqs]
+    assert [c.text for c in out] == [reply_text(r.prompt, r.seed) for r in reqs]
     assert out[0].prompt_tokens == 2 and out[0].finish_reason == "stop"
-    assert srv.total == 13  # 12 + one retried 429
-    assert all(a == "Bearer sk-test" for a in srv.seen_auth)
+    assert srv.total == 24 and sum(srv.faults.values()) == 12  # 12 + one retry each
+    assert srv.auth_seen == {"Bearer sk-test"}
 
 
 def test_openai_backend_fatal_errors_and_secret_never_shown(monkeypatch):
     monkeypatch.setenv("TEST_KEY", "sk-wrong-secret")
-    with FakeOpenAI() as srv:
+    with FakeOpenAIServer() as srv:
         t = OpenAITeacher("teacher-1", srv.url, "TEST_KEY", max_retries=0)
         with pytest.raises(TeacherError) as e:
             t.complete([Request("p")])
