@@ -123,3 +123,14 @@ def test_openai_backend_missing_key_and_dead_endpoint(monkeypatch):
     t = OpenAITeacher("m", "http://127.0.0.1:9/v1", None, max_retries=0, timeout_s=2)
     with pytest.raises(TeacherError, match="cannot reach"):
         t.complete([Request("p")])
+
+
+def test_cached_teacher_reports_every_result_to_on_result(tmp_path):
+    exs = make_synthetic("arithmetic").generate(4)
+    reqs = [Request(ZeroShotCoT().stage1(e)) for e in exs]
+    cache = CompletionCache(tmp_path / "c.sqlite")
+    CachedTeacher(ExactTeacher("arithmetic"), cache).complete(reqs[:2])  # two already stored
+    seen = {}
+    out = CachedTeacher(ExactTeacher("arithmetic"), cache).complete(reqs, on_result=lambda i, c: seen.setdefault(i, c))
+    assert sorted(seen) == [0, 1, 2, 3] and [seen[i].text for i in range(4)] == [c.text for c in out]
+    assert seen[0].cached and not seen[3].cached

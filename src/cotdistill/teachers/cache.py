@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import CacheError
-from .base import Completion, Progress, Request, Teacher
+from .base import Completion, OnResult, Progress, Request, Teacher
 
 MIGRATIONS = [
     # 1: the completions table
@@ -106,12 +106,16 @@ class CachedTeacher(Teacher):
         return self.inner.identity
 
     def complete(self, requests: Sequence[Request], progress: Progress | None = None,
-                 on_result=None) -> list[Completion]:
+                 on_result: OnResult | None = None) -> list[Completion]:
         ident = self.identity
         keys = [request_key(ident, r) for r in requests]
         found = self.cache.get_many(keys)
         out: list[Completion | None] = [found.get(k) for k in keys]
         todo = [i for i, c in enumerate(out) if c is None]
+        if on_result:
+            for i, c in enumerate(out):
+                if c is not None:
+                    on_result(i, c)
         self.hits += len(requests) - len(todo)
         self.misses += len(todo)
         if progress and len(requests) > len(todo):
@@ -125,6 +129,8 @@ class CachedTeacher(Teacher):
             self.cost_usd += cost
             self.truncated += c.finish_reason == "length"
             out[i] = c
+            if on_result:
+                on_result(i, c)
 
         def report(n, tokens=0, cost=0.0):
             if progress:
