@@ -46,6 +46,7 @@ def replay_records(data: Path, task: str) -> list[dict]:
     from cotdistill.tasks.schema import Example
 
     teacher = ReplayTeacher(teacher_file(data, task))
+    # Read the file itself: a question released twice shares one prompt in the teacher's index.
     raw = json.loads(teacher_file(data, task).read_text())["data"]
     kind = load_benchmark(task, data)[0].kind
     exs = []
