@@ -26,6 +26,13 @@ console = Console(stderr=True)
 out_console = Console()
 
 SetOpt = typer.Option(None, "--set", "-s", help="override a config value: --set train.max_steps=500 (repeatable)")
+ExplainOpt = typer.Option(False, "--explain", help="answer-first methods (post, adaptive, step_by_step) also "
+                          "generate the rationale, at the cost of its tokens")
+EXPLAINING = ("post", "adaptive", "step_by_step")
+
+
+def _explain(overrides: Optional[List[str]], explain: bool) -> list[str]:
+    return [*(overrides or []), *([f"method_options.{m}.explain=true" for m in EXPLAINING] if explain else [])]
 
 
 class RichReporter:
@@ -146,29 +153,34 @@ def train(config: Path, method: Optional[str] = typer.Option(None, help="one met
 
 @app.command()
 def evaluate(config: Path, method: Optional[str] = typer.Option(None), model: Optional[Path] = typer.Option(
-        None, help="a saved student folder (default: OUT/METHOD/model)"), set_: Optional[List[str]] = SetOpt):
+        None, help="a saved student folder (default: OUT/METHOD/model)"), explain: bool = ExplainOpt,
+        set_: Optional[List[str]] = SetOpt):
     """Evaluate trained students on the test split; write predictions.jsonl and metrics.json."""
-    run = _run(config, set_)
+    run = _run(config, _explain(set_, explain))
     _, te = run.data()
     for m in [method] if method else run.cfg.methods:
         _, metrics = run.evaluate(m, te, model)
-        out_console.print(f"{m}: accuracy {metrics['accuracy']:.2f}% (95% CI {metrics['ci95'][0]}-{metrics['ci95'][1]})")
+        routed = f"; routed to post {100 * metrics['post_fraction']:.1f}%" if "post_fraction" in metrics else ""
+        out_console.print(f"{m}: accuracy {metrics['accuracy']:.2f}% (95% CI {metrics['ci95'][0]}-{metrics['ci95'][1]}); "
+                          f"{metrics['mean_generated_tokens']:.1f} generated tokens and {metrics['seconds_per_100']:.2f} s "
+                          f"per 100 questions{routed}")
 
 
 def _print_summary(summary: dict) -> None:
     t = Table(title=f"{summary['task']}: test accuracy ({summary['n_test']} questions)")
-    for c in ("method", "accuracy %", "95% CI", "gen. tokens", "train pairs", "steps"):
+    for c in ("method", "accuracy %", "95% CI", "gen. tokens", "s/100 q", "post %", "train pairs", "steps"):
         t.add_column(c)
     for m, r in summary["methods"].items():
+        post = f"{100 * r['post_fraction']:.1f}" if "post_fraction" in r else "-"
         t.add_row(m, f"{r['accuracy']:.2f}", f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}", f"{r['mean_generated_tokens']:.1f}",
-                  str(r["train_pairs"]), str(r["steps"]))
+                  f"{r['seconds_per_100']:.2f}", post, str(r["train_pairs"]), str(r["steps"]))
     out_console.print(t)
 
 
 @app.command("run")
-def run_cmd(config: Path, set_: Optional[List[str]] = SetOpt):
+def run_cmd(config: Path, explain: bool = ExplainOpt, set_: Optional[List[str]] = SetOpt):
     """Run every stage: data, teacher, curation, training, evaluation, report."""
-    run = _run(config, set_)
+    run = _run(config, _explain(set_, explain))
     summary = run.run_all()
     _print_summary(summary)
     out_console.print(f"report: {run.out / 'report.md'}")

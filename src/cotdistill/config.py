@@ -122,6 +122,8 @@ class RunConfig(_Strict):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
     methods: list[str] = Field(default_factory=lambda: ["direct", "ft_cot"], min_length=1)
+    method_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-method options, e.g. {post: {explain: true}, step_by_step: {alpha: 0.5}}")
     student: StudentConfig = Field(default_factory=StudentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -131,9 +133,19 @@ class RunConfig(_Strict):
     def _methods_known(self):
         from .methods import METHODS
 
+        from .methods import validate_options
+
         for m in self.methods:
             METHODS.get(m)  # raises "did you mean"
+        for m, opts in self.method_options.items():
+            validate_options(METHODS.get(m), opts)
         return self
+
+    def method(self, name: str):
+        """The method `name` with its `method_options`."""
+        from .methods import get_method
+
+        return get_method(name, self.method_options.get(name))
 
 
 def _coerce(value: str) -> Any:

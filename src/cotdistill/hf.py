@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+from transformers import StoppingCriteria
 
 from .errors import ModelError
 
@@ -59,6 +60,25 @@ class Generated:
     duration_s: float
 
 
+class StopOnText(StoppingCriteria):
+    """A stopping criterion inside the decoding loop: a row ends as soon as its generated text
+    contains a stop string (later positions are padding), so no compute is spent past it.
+    Unlike transformers' `stop_strings`, only generated tokens are looked at, so a prompt that
+    ends with part of a stop string cannot end generation early."""
+
+    def __init__(self, tok, stop: Sequence[str], start: int):
+        self.tok, self.stop, self.start = tok, [s for s in stop if s], start
+        # Enough trailing tokens to hold any stop string, even at one byte per token.
+        self.window = max(len(s.encode()) for s in self.stop) + 1
+
+    def __call__(self, input_ids, scores=None, **kw) -> torch.BoolTensor:
+        new = input_ids[:, self.start:]
+        tail = new[:, -self.window:].tolist()
+        texts = self.tok.batch_decode(tail, skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stop) for t in texts], dtype=torch.bool,
+                            device=input_ids.device)
+
+
 def _truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     cut = min((text.find(s) for s in stop if s and s in text), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
@@ -89,6 +109,11 @@ def generate(
         idx = order[s:s + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=seq2seq).to(device)
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=eos, use_cache=True)
+        if stop:
+            from transformers import StoppingCriteriaList
+
+            start = 1 if seq2seq else enc["input_ids"].shape[1]
+            kw["stopping_criteria"] = StoppingCriteriaList([StopOnText(tok, stop, start)])
         if temperature > 0:
             if seed is not None:
                 torch.manual_seed(seed + s)
@@ -108,7 +133,7 @@ def generate(
                 ids = ids[: ids.index(eos)]
             ids = [t for t in ids if t != tok.pad_token_id] if tok.pad_token_id != eos else ids
             text = tok.decode(ids, skip_special_tokens=True)
-            text, hit_stop = _truncate_at_stop(text, stop)
+            text, hit_stop = _truncate_at_stop(text, stop)  # the stop string itself is not part of the text
             finish = "stop" if (hit_eos or hit_stop) else "length"
             out[i] = Generated(text, finish, lengths[i], len(ids), dt)
         if progress:

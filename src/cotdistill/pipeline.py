@@ -112,24 +112,20 @@ class Run:
 
     # -- stage 4: training -----------------------------------------------------------------------
     def split_val(self, train: list[Example]) -> tuple[list[Example], list[Example]]:
-        ids = sorted(e.id for e in train)
-        random.Random(self.cfg.train.seed).shuffle(ids)
-        n_val = int(round(len(ids) * self.cfg.train.val_fraction))
-        val_ids = set(ids[:n_val])
-        return [e for e in train if e.id not in val_ids], [e for e in train if e.id in val_ids]
+        return _split(train, self.cfg.train.val_fraction, self.cfg.train.seed)
 
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
-        from .methods import get_method
         from .students import load_student
         from .students.train import train_student
 
-        method = get_method(method_name)
+        method = self.cfg.method(method_name)
         mdir = self.out / method_name
         # Checkpoints only resume a run of the same student, data and hyper-parameters; the step
         # budget may grow.
         fingerprint = {"student": self.cfg.student.model_dump(mode="json"), "curate": self.cfg.curate.model_dump(mode="json"),
                        "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
-                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "resume", "threads", "eval_every"})}
+                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "resume", "threads", "eval_every"}),
+                       "method_options": method.training_options()}
         if not self.cfg.train.resume:
             shutil.rmtree(mdir / "checkpoints", ignore_errors=True)
             (mdir / "train_fingerprint.json").unlink(missing_ok=True)
@@ -140,6 +136,14 @@ class Run:
         for r in curated:
             by_q.setdefault(r["id"], []).append(r["rationale"])
         tr, va = self.split_val(train)
+        # A method's own held-out questions (adaptive: route labels) never reach student training.
+        held: list[Example] = []
+        frac = method.held_out_fraction()
+        if frac > 0:
+            if frac + self.cfg.train.val_fraction >= 0.9:
+                raise ConfigError(f"{method_name}: held-out share {frac} plus train.val_fraction "
+                                  f"{self.cfg.train.val_fraction} leaves under 10% of the questions for training")
+            tr, held = _split(tr, frac * len(train) / max(1, len(tr)), self.cfg.train.seed + 1)
 
         def pairs(exs):
             return [p for e in exs for p in method.train_pairs(e, by_q.get(e.id, []), seq2seq)
@@ -153,11 +157,15 @@ class Run:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "cotdistill.yaml").write_text(dump_config(self.cfg))
+        extra = method.after_train(model, tok, seq2seq, held + va, tmp,
+                                   max_new_tokens=self._max_new_tokens(res.max_target_tokens),
+                                   batch_size=self.cfg.eval.batch_size, reporter=self.rep)
         shutil.rmtree(mdir / "model", ignore_errors=True)
         tmp.rename(mdir / "model")
         info = {"method": method_name, "steps": res.steps, "train_pairs": res.train_pairs, "val_pairs": res.val_pairs,
-                "skipped_overlong": res.skipped_overlong, "best_val_loss": res.best_val_loss,
-                "best_step": res.best_step, "max_target_tokens": res.max_target_tokens, **provenance(self.cfg)}
+                "held_out_questions": len(held), "skipped_overlong": res.skipped_overlong,
+                "best_val_loss": res.best_val_loss, "best_step": res.best_step,
+                "max_target_tokens": res.max_target_tokens, **extra, **provenance(self.cfg)}
         write_json(mdir / "train_info.json", info)
         write_jsonl(mdir / "train_log.jsonl", res.history)
         return info
@@ -165,30 +173,31 @@ class Run:
     # -- stage 5: evaluation ---------------------------------------------------------------------
     def evaluate(self, method_name: str, test: list[Example], model_dir: str | Path | None = None) -> tuple[list[dict], dict]:
         from .evaluate import predict, summarize
-        from .methods import get_method
         from .students import load_student
 
-        method = get_method(method_name)
+        method = self.cfg.method(method_name)
         mdir = self.out / method_name
-        model, tok, seq2seq = load_student(str(model_dir or mdir / "model"), self.cfg.student.trust_remote_code)
+        model_dir = Path(model_dir or mdir / "model")
+        model, tok, seq2seq = load_student(str(model_dir), self.cfg.student.trust_remote_code)
         import torch
 
         if torch.cuda.is_available():  # training already ran there through the Trainer
             model.to("cuda")
+        method.load_extras(model_dir, model)
+        info = mdir / "train_info.json"
+        longest = _read_json(info).get("max_target_tokens", 0) if info.exists() else 0
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
-            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self._max_new_tokens(mdir),
+            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self._max_new_tokens(longest),
                             batch_size=self.cfg.eval.batch_size, progress=adv)
         metrics = summarize(preds)
         write_jsonl(mdir / "predictions.jsonl", preds)
         write_json(mdir / "metrics.json", metrics)
         return preds, metrics
 
-    def _max_new_tokens(self, mdir: Path) -> int:
+    def _max_new_tokens(self, longest_target: int) -> int:
         if self.cfg.eval.max_new_tokens:
             return self.cfg.eval.max_new_tokens
-        info = mdir / "train_info.json"
-        longest = _read_json(info).get("max_target_tokens", 0) if info.exists() else 0
-        return min(4096, int(1.5 * longest)) if longest else 256
+        return min(4096, int(1.5 * longest_target)) if longest_target else 256
 
     # -- all stages ------------------------------------------------------------------------------
     def run_all(self) -> dict:
@@ -213,6 +222,14 @@ class Run:
         write_json(self.out / "summary.json", summary)
         write_report(summary, all_preds, self.out)
         return summary
+
+
+def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """(rest, held) with round(fraction * n) questions held, chosen reproducibly by id."""
+    ids = sorted(e.id for e in examples)
+    random.Random(seed).shuffle(ids)
+    held_ids = set(ids[:int(round(len(ids) * fraction))])
+    return [e for e in examples if e.id not in held_ids], [e for e in examples if e.id in held_ids]
 
 
 def _check_same(stamp: Path, current: dict, what: str) -> None:

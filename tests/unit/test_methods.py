@@ -33,3 +33,78 @@ def test_ft_cot_answer_decoding(text, answer):
 
 def test_direct_answer_decoding():
     assert get_method("direct").parse(" 36", EX).answer == "36"
+
+
+# -- answer-first methods ------------------------------------------------------------------------
+from cotdistill.config import load_config  # noqa: E402
+from cotdistill.errors import ConfigError  # noqa: E402
+
+WORDS = Example(id="2", question='Take the last letters of each words in "Eve Bob".', answer="eb", kind="text")
+
+
+def test_post_formats_put_the_answer_first():
+    m = get_method("post")
+    (p,) = m.train_pairs(EX, ["12 * 3 = 36."], seq2seq=False)
+    assert (p.source, p.target, p.weight) == ("What is 12 * 3? ###", " 36 --> 12 * 3 = 36.", 1.0)
+    (p,) = m.train_pairs(EX, ["12 * 3 = 36."], seq2seq=True)
+    assert (p.source, p.target) == ("What is 12 * 3?", "36 --> 12 * 3 = 36.")
+    assert m.stop() == ("-->",) and get_method("post", {"explain": True}).stop() == ()
+
+
+@pytest.mark.parametrize("text,answer,rationale", [
+    (" 36 ", "36", None),  # stopped at the separator: the answer alone
+    (" 36 --> 12 * 3 = 36.", "36", "12 * 3 = 36."),  # --explain: the rationale follows
+    (" 35 --> 12 * 3 = 36.", "35", "12 * 3 = 36."),  # the answer is what came first, not the rationale's
+    (" --> 12 * 3 = 36.", None, "12 * 3 = 36."),  # no answer before the separator: none, never the rationale's
+    (" 36 and more", "36", None),
+])
+def test_post_answer_decoding(text, answer, rationale):
+    got = get_method("post").parse(text, EX)
+    assert (got.answer, got.rationale) == (answer, rationale)
+
+
+def test_post_decodes_text_answers():
+    assert get_method("post").parse(' "eb" ', WORDS).answer == "eb"
+
+
+def test_step_by_step_is_weighted_multi_task():
+    m = get_method("step_by_step")
+    pred, expl = m.train_pairs(EX, ["12 * 3 = 36."], seq2seq=False)
+    assert (pred.source, pred.target, pred.weight) == ("predict: What is 12 * 3? ###", " 36", 0.5)
+    assert (expl.source, expl.target, expl.weight) == ("explain: What is 12 * 3? ###", " 12 * 3 = 36.", 0.5)
+    pred, expl = get_method("step_by_step", {"alpha": 0.8}).train_pairs(EX, ["r"], seq2seq=True)
+    assert (pred.source, pred.target, pred.weight) == ("predict: What is 12 * 3?", "36", 0.8)
+    assert (expl.source, expl.target) == ("explain: What is 12 * 3?", "r") and expl.weight == pytest.approx(0.2)
+    assert len(m.train_pairs(EX, ["a", "b"], seq2seq=False)) == 4
+    assert m.source(EX, False) == "predict: What is 12 * 3? ###"  # inference runs predict: only
+    assert m.stop() == () and m.parse(" 36", EX).answer == "36"
+
+
+def test_adaptive_trains_both_modes_with_prefixes():
+    m = get_method("adaptive")
+    pre, post = m.train_pairs(EX, ["12 * 3 = 36."], seq2seq=False)
+    assert (pre.source, pre.target) == ("pre: What is 12 * 3? ###", " 12 * 3 = 36. --> 36")
+    assert (post.source, post.target) == ("post: What is 12 * 3? ###", " 36 --> 12 * 3 = 36.")
+    pre, post = m.train_pairs(EX, ["r"], seq2seq=True)
+    assert (pre.source, post.source) == ("pre: What is 12 * 3?", "post: What is 12 * 3?")
+    assert m.parse_mode("post", " 36 ", EX).answer == "36" and m.parse_mode("pre", " 12 * 3 = 36. --> 36", EX).answer == "36"
+
+
+def test_method_options_are_validated_with_their_path():
+    cfg = load_config(None, ["method_options.step_by_step.alpha=0.3", "methods=[step_by_step]"])
+    assert cfg.method("step_by_step").opts.alpha == 0.3
+    with pytest.raises(ConfigError, match=r"method_options\.post\.explan.*unknown option.*options: explain"):
+        load_config(None, ["method_options.post.explan=true"])
+    with pytest.raises(ConfigError, match=r"method_options\.step_by_step\.alpha"):
+        load_config(None, ["method_options.step_by_step.alpha=1.5"])
+    with pytest.raises(ConfigError, match="Did you mean 'adaptive'"):
+        load_config(None, ["method_options.adaptiv.threshold=0.4"])
+    with pytest.raises(ConfigError, match="unknown option"):
+        get_method("direct", {"alpha": 1})
+
+
+def test_inference_options_do_not_touch_the_training_fingerprint():
+    a = get_method("adaptive", {"explain": True, "threshold": 0.9, "mode": "pre"}).training_options()
+    assert a == get_method("adaptive").training_options() and "route_fraction" in a
+    assert get_method("post", {"explain": True}).training_options() == {}
+    assert get_method("step_by_step", {"alpha": 0.7}).training_options() == {"alpha": 0.7}

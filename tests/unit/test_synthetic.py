@@ -45,3 +45,19 @@ def test_unparseable_question_and_bad_knobs():
         make_synthetic("coin_flipp")
     with pytest.raises(DataError, match="fewer than"):
         make_synthetic("coin_flip", {"n_people": 1}).generate(200)
+
+
+def test_mixed_set_has_equal_shares_of_its_parts_with_their_own_kinds():
+    task = make_synthetic("mixed", {"parts": [{"name": "coin_flip", "params": {"n_people": 3}},
+                                              {"name": "multiplication"}, {"name": "last_letters"}]})
+    exs = task.generate(31, seed=1)
+    by_part = {p: [e for e in exs if e.metadata["part"] == p] for p in range(3)}
+    assert [len(v) for v in by_part.values()] == [11, 10, 10]
+    assert {e.kind.value for e in by_part[0]} == {"yes_no"} and {e.kind.value for e in by_part[1]} == {"number"}
+    assert len({e.id for e in exs}) == 31 and all(e.id.startswith("mixed") for e in exs)
+    for e in exs:  # the exact teacher's solver dispatches on the question's format
+        assert task.solve(e.question)[1] == e.answer
+    with pytest.raises(DataError, match="cannot solve"):
+        task.solve("What is the capital of France?")
+    with pytest.raises(DataError, match="cannot contain another 'mixed'"):
+        make_synthetic("mixed", {"parts": [{"name": "mixed"}]}).generate(3)

@@ -3,10 +3,8 @@ accuracy with a 95% confidence interval."""
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
-from .. import hf
 from ..methods.base import Method
 from ..tasks.answers import is_correct, normalize_gold
 from ..tasks.schema import Example
@@ -27,24 +25,22 @@ def predict(
     method: Method, model, tok, seq2seq: bool, examples: list[Example], *, max_new_tokens: int = 256,
     batch_size: int = 128, progress: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """One record per example: question, rationale, prediction, gold, correct, tokens, seconds."""
-    sources = [method.source(ex, seq2seq) for ex in examples]
-    t0 = time.perf_counter()
-    gens = hf.generate(model, tok, sources, seq2seq=seq2seq, max_new_tokens=max_new_tokens, temperature=0.0,
-                       batch_size=batch_size, stop=method.stop(), progress=progress)
-    wall = time.perf_counter() - t0
-    out = []
-    for ex, g in zip(examples, gens):
-        parsed = method.parse(g.text, ex)
+    """One record per example: question, generation, rationale, prediction, gold, correct, generated
+    tokens, seconds (this question's share of its batch's wall time), plus the method's own fields
+    (adaptive: mode, p_post)."""
+    outs = method.predict(model, tok, seq2seq, examples, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                          progress=progress)
+    records = []
+    for ex, o in zip(examples, outs):
+        g, parsed = o.generated, o.parsed
         gold = normalize_gold(ex.answer, ex.kind, ex.choices)
-        out.append({
+        records.append({
             "id": ex.id, "question": ex.question, "generation": g.text, "rationale": parsed.rationale,
             "prediction": parsed.answer, "gold": gold, "correct": is_correct(parsed.answer, gold, ex.kind),
-            "generated_tokens": g.completion_tokens, "finish_reason": g.finish_reason,
+            "generated_tokens": g.completion_tokens + o.extra_tokens, "finish_reason": g.finish_reason,
+            "seconds": round(o.seconds if o.seconds is not None else g.duration_s, 6), **o.extra,
         })
-    for r in out:
-        r["seconds"] = wall / max(1, len(out))
-    return out
+    return records
 
 
 def summarize(preds: list[dict]) -> dict:
@@ -58,4 +54,18 @@ def summarize(preds: list[dict]) -> dict:
         "no_answer": sum(p["prediction"] is None for p in preds),
         "truncated": sum(p["finish_reason"] == "length" for p in preds),
         "seconds_per_100": round(100 * sum(p["seconds"] for p in preds) / n, 3) if n else 0.0,
+        **_by_mode(preds),
     }
+
+
+def _by_mode(preds: list[dict]) -> dict:
+    """Routing methods: the share of questions sent to post-thinking, and accuracy per mode."""
+    routed = [p for p in preds if p.get("mode")]
+    if not routed:
+        return {}
+    out: dict = {"post_fraction": round(sum(p["mode"] == "post" for p in routed) / len(routed), 4), "by_mode": {}}
+    for mode in sorted({p["mode"] for p in routed}):
+        sel = [p for p in routed if p["mode"] == mode]
+        out["by_mode"][mode] = {"n": len(sel), "accuracy": round(100 * sum(p["correct"] for p in sel) / len(sel), 2),
+                                "mean_generated_tokens": round(sum(p["generated_tokens"] for p in sel) / len(sel), 2)}
+    return out

@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import Method, Pair, Parsed
+from .adaptive import AdaptiveThinking
+from .base import Method, Output, Pair, Parsed, validate_options
 from .direct import Direct
 from .ft_cot import FineTuneCoT
+from .post import PostThinking
+from .step_by_step import DistillingStepByStep
 
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("direct")(Direct)
 METHODS.register("ft_cot")(FineTuneCoT)
+METHODS.register("post")(PostThinking)
+METHODS.register("adaptive")(AdaptiveThinking)
+METHODS.register("step_by_step")(DistillingStepByStep)
 
 
-def get_method(name: str) -> Method:
-    return METHODS.get(name)()
+def get_method(name: str, options: dict | None = None) -> Method:
+    return METHODS.get(name)(options)
 
 
-__all__ = ["METHODS", "Method", "Pair", "Parsed", "get_method"]
+__all__ = ["METHODS", "Method", "Output", "Pair", "Parsed", "get_method", "validate_options"]

@@ -3,17 +3,28 @@ prompted with at inference, and how an answer is read from what it generates.
 
 A method is mostly pure functions over text. The training loop, generation and evaluation are
 shared by every method; a method that needs more (several targets per question, a perception
-module, segment-by-segment generation) overrides `train_pairs` / `predict` rather than copying
-the loop.
+module, segment-by-segment generation) overrides `train_pairs`, `predict`, `held_out_fraction`
+/ `after_train` / `load_extras` rather than copying the loop.
+
+Options: each method declares a pydantic `Options` model, filled from the config's
+`method_options: {METHOD: {...}}`; options named in `inference_options` change only how the
+student is used, so changing them never invalidates a trained model.
 """
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ConfigError
 from ..tasks.answers import extract, normalize_gold
 from ..tasks.schema import Example
+
+if TYPE_CHECKING:
+    from ..hf import Generated
 
 SEP = "-->"  # Fine-tune-CoT's answer separator
 PROMPT_END = " ###"  # Fine-tune-CoT's decoder-only prompt terminator
@@ -35,10 +46,35 @@ class Parsed:
     rationale: str | None
 
 
+@dataclass
+class Output:
+    """What a method's inference produced for one question: the raw generation, what was read out
+    of it, and method-specific fields for the prediction record (e.g. adaptive's route)."""
+
+    generated: "Generated"
+    parsed: Parsed
+    extra: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None  # per-question wall time when the method measures it itself
+    extra_tokens: int = 0  # tokens generated beyond `generated` (e.g. a second, explaining pass)
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
 class Method(abc.ABC):
     name: ClassVar[str]
     uses_rationales: ClassVar[bool]
     paper: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    inference_options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, options: dict | None = None):
+        self.opts = validate_options(type(self), options)
+
+    def training_options(self) -> dict:
+        """The options a trained student depends on (part of the training fingerprint)."""
+        return self.opts.model_dump(mode="json", exclude=set(self.inference_options))
 
     def gold(self, ex: Example) -> str:
         """The answer as the student writes it: the normalised gold (e.g. "39", "B", "yes")."""
@@ -62,6 +98,47 @@ class Method(abc.ABC):
     def stop(self) -> tuple[str, ...]:
         """Strings that end generation early (besides end-of-sequence)."""
         return ()
+
+    # -- inference -------------------------------------------------------------------------------
+    def predict(self, model, tok, seq2seq: bool, examples: list[Example], *, max_new_tokens: int,
+                batch_size: int, progress: Callable[[int], None] | None = None) -> list[Output]:
+        """Greedy generation from `source` with this method's stop rule, then `parse`."""
+        return self._generate_parse(model, tok, seq2seq, examples, [self.source(e, seq2seq) for e in examples],
+                                    self.stop(), self.parse, max_new_tokens=max_new_tokens,
+                                    batch_size=batch_size, progress=progress)
+
+    @staticmethod
+    def _generate_parse(model, tok, seq2seq, examples, prompts, stop, parse, *, max_new_tokens, batch_size,
+                        progress=None) -> list[Output]:
+        from .. import hf
+
+        gens = hf.generate(model, tok, prompts, seq2seq=seq2seq, max_new_tokens=max_new_tokens, temperature=0.0,
+                           batch_size=batch_size, stop=stop, progress=progress)
+        return [Output(g, parse(g.text, e)) for e, g in zip(examples, gens)]
+
+    # -- hooks for methods with parts beyond the student ----------------------------------------
+    def held_out_fraction(self) -> float:
+        """Share of the training questions kept out of student training for `after_train`."""
+        return 0.0
+
+    def after_train(self, model, tok, seq2seq: bool, held_out: list[Example], model_dir: Path, *,
+                    max_new_tokens: int, batch_size: int, reporter) -> dict:
+        """Runs once the student is trained, before `model_dir` is moved into place: fit and save any
+        extra parts there. Returns facts for train_info.json."""
+        return {}
+
+    def load_extras(self, model_dir: Path, model) -> None:
+        """Load what `after_train` saved beside the student, before `predict`."""
+
+
+def validate_options(cls: type[Method], options: dict | None) -> BaseModel:
+    try:
+        return cls.Options.model_validate(options or {})
+    except ValidationError as e:
+        probs = "; ".join(f"`method_options.{cls.name}.{'.'.join(map(str, x['loc']))}`: "
+                          f"{'unknown option' if x['type'] == 'extra_forbidden' else x['msg']}" for x in e.errors())
+        known = ", ".join(cls.Options.model_fields) or "none"
+        raise ConfigError(f"method {cls.name!r}: {probs} (options: {known})") from None
 
 
 def answer_after_separator(text: str, ex: Example) -> str | None:

@@ -29,12 +29,13 @@ def plot_accuracy(summary: dict, path: Path) -> None:
 
 
 def comparison_table(summary: dict) -> str:
-    rows = ["| method | accuracy (%) | 95% CI | mean generated tokens | s / 100 questions | train pairs | steps |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| method | accuracy (%) | 95% CI | mean generated tokens | s / 100 questions | routed to post | "
+            "train pairs | steps |", "|---|---|---|---|---|---|---|---|"]
     for m, r in summary["methods"].items():
+        post = f"{100 * r['post_fraction']:.1f}%" if "post_fraction" in r else "-"
         rows.append(f"| {m} | {r['accuracy']:.2f} | {r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | "
-                    f"{r['mean_generated_tokens']:.1f} | {r['seconds_per_100']:.2f} | {r.get('train_pairs', '-')} | "
-                    f"{r.get('steps', '-')} |")
+                    f"{r['mean_generated_tokens']:.1f} | {r['seconds_per_100']:.2f} | {post} | "
+                    f"{r.get('train_pairs', '-')} | {r.get('steps', '-')} |")
     return "\n".join(rows)
 
 

@@ -302,6 +302,52 @@ class ShuffledObjects(SyntheticTask):
         return " ".join(steps) + f" {end.group(1)} has the {final} ball, so the answer is ({letter}).", letter
 
 
+class MixPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    params: dict = Field(default_factory=dict)
+
+
+@SYNTHETIC.register("mixed")
+class Mixed(SyntheticTask):
+    """Several synthetic tasks in one set, in equal shares: questions of different difficulty
+    side by side (what adaptive thinking routes between). Each example keeps its part's answer
+    kind, and `metadata.task` names the part; the solver dispatches on the question's format."""
+
+    name: ClassVar[str] = "mixed"
+    kind: ClassVar[AnswerKind] = AnswerKind.text  # per example: each part's own kind
+    parts: list[MixPart] = Field(default_factory=lambda: [
+        MixPart(name="last_letters", params={"n_words": 3}),
+        MixPart(name="arithmetic", params={"n_ops": 2, "ops": "+", "max_operand": 50}),
+        MixPart(name="arithmetic", params={"n_ops": 4, "ops": "+", "max_operand": 50}),
+    ], min_length=1)
+
+    def _tasks(self) -> list[SyntheticTask]:
+        if any(p.name == self.name for p in self.parts):
+            raise DataError("synthetic task 'mixed' cannot contain another 'mixed'")
+        return [make_synthetic(p.name, p.params) for p in self.parts]
+
+    def generate(self, n, seed=0, exclude=None):
+        tasks = self._tasks()
+        seen = set(exclude or ())
+        out: list[Example] = []
+        for i, task in enumerate(tasks):
+            share = n // len(tasks) + (i < n % len(tasks))
+            for ex in task.generate(share, seed=seed * 1000 + i, exclude=seen):
+                seen.add(ex.question)
+                out.append(ex.model_copy(update={"id": f"mixed{i}-{ex.id}", "metadata": {**ex.metadata, "part": i}}))
+        random.Random(f"mixed:{seed}").shuffle(out)
+        return out
+
+    def solve(self, question):
+        for task in self._tasks():
+            try:
+                return task.solve(question)
+            except DataError:
+                continue
+        raise self._unparseable(question)
+
+
 def make_synthetic(name: str, params: dict | None = None) -> SyntheticTask:
     cls = SYNTHETIC.get(name)
     try:

@@ -1,0 +1,48 @@
+"""`post`: post-thinking (Chen et al. 2024, "Distilling Reasoning Ability from LLMs with Adaptive
+Thinking", arXiv:2404.09170).
+
+Decoder-only: `{q} ###` -> ` {a} --> {r}` + EOS; encoder-decoder: `{q}` -> `{a} --> {r}`.
+The answer comes first, so it never depends on rationale tokens the student might get wrong,
+while the loss on the rationale still shapes the model. At inference generation stops at the
+separator, right after the answer (a stopping criterion inside `generate`, so the rationale is
+never computed); `explain: true` (CLI `--explain`) lets it write the rationale too.
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..tasks.answers import extract
+from .base import SEP, Method, Pair, Parsed
+
+
+class PostOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    explain: bool = Field(False, description="generate the rationale after the answer (costs its tokens)")
+
+
+def parse_answer_first(text: str, ex) -> Parsed:
+    """The answer is the first candidate before the separator (or anywhere, when the student never
+    wrote it); the rationale is what follows the separator, if it was generated."""
+    head, sep, tail = text.partition(SEP)
+    answer = extract(head, ex.kind, ex.choices, position="first")
+    if answer is None and not sep:
+        answer = extract(text, ex.kind, ex.choices, position="first")
+    return Parsed(answer, tail.strip() or None)
+
+
+class PostThinking(Method):
+    name = "post"
+    uses_rationales = True
+    paper = "Chen et al. 2024, arXiv:2404.09170"
+    Options = PostOptions
+    inference_options = frozenset({"explain"})
+
+    def train_pairs(self, ex, rationales, seq2seq):
+        src, a = self.source(ex, seq2seq), self.gold(ex)
+        return [Pair(src, self._target(f"{a} {SEP} {r}", seq2seq)) for r in rationales]
+
+    def parse(self, text, ex):
+        return parse_answer_first(text, ex)
+
+    def stop(self):
+        return () if self.opts.explain else (SEP,)
