@@ -49,3 +49,26 @@ def test_teacher_throughput_quick(tmp_path):
     assert set(s["completions_per_s"]) == {"1", "8", "32", "64", "128"}
     assert s["completions_per_s"]["8"] > 2 * s["completions_per_s"]["1"]  # concurrency helps at all
     assert r.stdout.strip().splitlines()[-1].split()[0] == "128"  # the table is printed last
+
+
+def test_answer_first_quick(tmp_path):
+    """Smoke run on the mixed set (and real Coin Flip where ../shared is present): the summary has
+    the promised shape and the table is printed last."""
+    sets = ["mixed", *(["coin_flip"] if (ROOT.parent / "shared/data/finetune-cot").is_dir() else [])]
+    r = subprocess.run([sys.executable, str(ROOT / "bench/answer_first.py"), "--quick", "--jobs", "1",
+                        "--data", str(ROOT.parent / "shared/data"), "--out", str(tmp_path), "--sets", *sets],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert set(s["sets"]) == set(sets)
+    for name in sets:
+        ms = s["sets"][name]
+        assert set(ms) == {"ft_cot", "post", "adaptive", "step_by_step", "direct"}
+        assert all({"accuracy", "mean_generated_tokens", "ci95", "seconds_per_100"} <= v.keys() for v in ms.values())
+        assert 0.0 <= ms["adaptive"]["post_fraction"] <= 1.0 and "post_fraction" not in ms["ft_cot"]
+        assert {"pre", "post", "oracle_accuracy"} <= s["adaptive_forced"][name].keys()
+    assert {"post_tokens_at_most_half_of_ft_cot", "mixed_routes_both_ways",
+            "mixed_adaptive_within_1_point_of_best"} <= s["bars"].keys()
+    assert set(s["mixed_by_part"]) == {"0", "1", "2"}
+    last = r.stdout.rstrip().splitlines()[-1].split()
+    assert last[0] == sets[-1] and last[1] == "direct"  # the table comes last

@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 def plot_accuracy(summary: dict, path: Path) -> None:
+    """Accuracy with 95% CI beside mean generated tokens per question: what each method buys and costs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -15,7 +16,8 @@ def plot_accuracy(summary: dict, path: Path) -> None:
     acc = [summary["methods"][m]["accuracy"] for m in methods]
     lo = [a - summary["methods"][m]["ci95"][0] for a, m in zip(acc, methods)]
     hi = [summary["methods"][m]["ci95"][1] - a for a, m in zip(acc, methods)]
-    fig, ax = plt.subplots(figsize=(1.6 * len(methods) + 2, 3.2))
+    toks = [summary["methods"][m]["mean_generated_tokens"] for m in methods]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(1.8 * len(methods) + 4, 3.4))
     ax.bar(methods, acc, yerr=[lo, hi], capsize=6, color="#4C72B0")
     ax.set_ylim(0, 112)
     ax.set_yticks(range(0, 101, 20))
@@ -23,6 +25,13 @@ def plot_accuracy(summary: dict, path: Path) -> None:
     ax.set_title(f"{summary['task']}: accuracy with 95% CI")
     for i, (a, up) in enumerate(zip(acc, hi)):
         ax.text(i + 0.08, a + up + 1.5, f"{a:.1f}", ha="left")
+    bx.bar(methods, toks, color="#DD8452")
+    bx.set_ylabel("generated tokens per question")
+    bx.set_title("inference cost")
+    for i, t in enumerate(toks):
+        bx.text(i, t, f"{t:.0f}", ha="center", va="bottom")
+    for a in (ax, bx):
+        a.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -57,8 +66,9 @@ def write_report(summary: dict, predictions: dict[str, list[dict]], out_dir: Pat
         lines += [f"## {m}: example predictions", ""]
         for p in preds[:3]:
             mark = "right" if p["correct"] else "wrong"
+            route = f", routed to {p['mode']} (P(post) {p['p_post']})" if p.get("mode") else ""
             lines += [f"- Q: {p['question']}", f"  - generated: `{p['generation'][:300]}`",
-                      f"  - prediction {p['prediction']!r}, gold {p['gold']!r} ({mark})"]
+                      f"  - prediction {p['prediction']!r}, gold {p['gold']!r} ({mark}{route})"]
         lines.append("")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
