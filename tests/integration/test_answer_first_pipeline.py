@@ -68,3 +68,13 @@ def _cfg(tmp_path):
     c = tmp_path / "c.yaml"
     c.write_text(f"out: {tmp_path}\n")
     return c
+
+
+def test_answer_first_methods_on_an_encoder_decoder_student(tmp_path):
+    over = [f"out={tmp_path}", *TINY, *MIXED, "task.n_train=60", "task.n_test=10", "student.model=preset:t5-tiny",
+            "train.max_steps=6", "train.eval_every=3", "eval.max_new_tokens=12",
+            "methods=[post, adaptive, step_by_step]", "method_options.adaptive.perception_steps=5"]
+    s = Run(load_config(None, over)).run_all()
+    assert all(s["methods"][m]["n"] == 10 for m in ("post", "adaptive", "step_by_step"))
+    assert (tmp_path / "adaptive/model/perception/perception.safetensors").exists()
+    assert all(p["generated_tokens"] <= 12 for p in _jsonl(tmp_path / "post" / "predictions.jsonl"))
