@@ -22,6 +22,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from finetune_cot_replay import teacher_file
+
 METHODS = ["ft_cot", "post", "adaptive", "step_by_step", "direct"]
 ARITH = {"ops": "+", "max_operand": 50}
 SYNTHETIC = {  # set name: (task params or mixed parts, optimizer steps)
@@ -40,7 +42,7 @@ def set_overrides(name: str, args) -> list[str]:
     common = [*(["eval.max_new_tokens=24"] if quick else []), "student.model=preset:tiny", "train.batch_size=32", "train.learning_rate=0.002", "train.warmup_steps=100",
               "train.threads=1", "eval.batch_size=250", f"methods=[{', '.join(METHODS)}]", "train.seed=0"]
     if name in REAL:
-        teacher = Path(args.data) / "finetune-cot/teacher/text-davinci-002__zs_cot" / f"D_{name}.json"
+        teacher = teacher_file(Path(args.data), name)
         steps = 20 if quick else REAL_STEPS
         return [*common, "task.source=benchmark", f"task.name={name}", f"task.data_dir={args.data}",
                 f"task.n_train={100 if quick else 0}",
@@ -67,13 +69,11 @@ def forced_modes(run, test) -> dict:
     from cotdistill.methods import get_method
     from cotdistill.students import load_student
 
-    mdir = run.out / "adaptive"
-    model, tok, seq2seq = load_student(str(mdir / "model"))
-    longest = json.loads((mdir / "train_info.json").read_text())["max_target_tokens"]
+    model, tok, seq2seq = load_student(str(run.out / "adaptive" / "model"))
     out, correct = {}, {}
     for mode in ("pre", "post"):
         preds = predict(get_method("adaptive", {"mode": mode}), model, tok, seq2seq, test,
-                        max_new_tokens=run._max_new_tokens(longest), batch_size=run.cfg.eval.batch_size)
+                        max_new_tokens=run.eval_max_new_tokens("adaptive"), batch_size=run.cfg.eval.batch_size)
         s = summarize(preds)
         out[mode] = {k: s[k] for k in ("accuracy", "mean_generated_tokens", "seconds_per_100")}
         correct[mode] = [p["correct"] for p in preds]
@@ -83,7 +83,7 @@ def forced_modes(run, test) -> dict:
 
 def by_part(run) -> dict:
     """Mixed set: accuracy and route per part (which task each question came from)."""
-    test = {json.loads(l)["id"]: json.loads(l)["metadata"].get("part") for l in (run.out / "data/test.jsonl").open()}
+    test = {r["id"]: r["metadata"].get("part") for r in map(json.loads, (run.out / "data/test.jsonl").open())}
     out: dict = {}
     for m in METHODS:
         preds = [json.loads(l) for l in (run.out / m / "predictions.jsonl").open()]
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", nargs="*", help="only these sets")
     args = ap.parse_args(argv)
     names = [*SYNTHETIC, "mixed"]
-    if (args.data / "finetune-cot/teacher/text-davinci-002__zs_cot/D_coin_flip.json").exists():
+    if teacher_file(args.data, "coin_flip").exists():
         names += REAL
     else:
         print(f"no teacher files under {args.data}: real-data sets skipped", file=sys.stderr)

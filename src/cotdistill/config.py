@@ -131,9 +131,7 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _methods_known(self):
-        from .methods import METHODS
-
-        from .methods import validate_options
+        from .methods import METHODS, validate_options
 
         for m in self.methods:
             METHODS.get(m)  # raises "did you mean"

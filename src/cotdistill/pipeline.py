@@ -184,15 +184,18 @@ class Run:
         if torch.cuda.is_available():  # training already ran there through the Trainer
             model.to("cuda")
         method.load_extras(model_dir, model)
-        info = mdir / "train_info.json"
-        longest = _read_json(info).get("max_target_tokens", 0) if info.exists() else 0
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
-            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self._max_new_tokens(longest),
+            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self.eval_max_new_tokens(method_name),
                             batch_size=self.cfg.eval.batch_size, progress=adv)
         metrics = summarize(preds)
         write_jsonl(mdir / "predictions.jsonl", preds)
         write_json(mdir / "metrics.json", metrics)
         return preds, metrics
+
+    def eval_max_new_tokens(self, method_name: str) -> int:
+        """The generation limit for a trained method's student (from its longest training target)."""
+        info = self.out / method_name / "train_info.json"
+        return self._max_new_tokens(_read_json(info).get("max_target_tokens", 0) if info.exists() else 0)
 
     def _max_new_tokens(self, longest_target: int) -> int:
         if self.cfg.eval.max_new_tokens:

@@ -17,12 +17,12 @@ import logging
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..errors import ModelError
 from ..io import write_jsonl
 from ..tasks.answers import is_correct
-from .base import PROMPT_END, Method, Output
+from .base import Method, MethodOptions, Output
 from .ft_cot import FineTuneCoT
 from .perception import DIRNAME, LABELS, Perception
 from .post import PostThinking
@@ -30,8 +30,7 @@ from .post import PostThinking
 log = logging.getLogger(__name__)
 
 
-class AdaptiveOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AdaptiveOptions(MethodOptions):
     route_fraction: float = Field(0.2, ge=0.0, lt=0.9, description=(
         "share of training questions kept out of student training; they and the validation split are "
         "answered in both modes to label routes for the perception module"))
@@ -55,35 +54,29 @@ class AdaptiveThinking(Method):
 
     def __init__(self, options=None):
         super().__init__(options)
-        self._pre = FineTuneCoT()
-        self._post = PostThinking({"explain": self.opts.explain})
+        # Each mode is the single-format method behind a prefix: its targets, stop rule and parsing.
+        self.formats: dict[str, Method] = {"pre": FineTuneCoT(), "post": PostThinking({"explain": self.opts.explain})}
         self.perception: Perception | None = None
 
-    @staticmethod
-    def mode_source(mode: str, ex, seq2seq: bool) -> str:
-        return f"{mode}: {ex.question}" if seq2seq else f"{mode}: {ex.question}{PROMPT_END}"
-
     def source(self, ex, seq2seq):
-        return self.mode_source("post" if self.opts.mode == "post" else "pre", ex, seq2seq)
+        return self.prefixed_source("post" if self.opts.mode == "post" else "pre", ex, seq2seq)
 
     def train_pairs(self, ex, rationales, seq2seq):
-        return ([dataclasses.replace(p, source=self.mode_source("pre", ex, seq2seq))
-                 for p in self._pre.train_pairs(ex, rationales, seq2seq)]
-                + [dataclasses.replace(p, source=self.mode_source("post", ex, seq2seq))
-                   for p in self._post.train_pairs(ex, rationales, seq2seq)])
+        return [dataclasses.replace(p, source=self.prefixed_source(mode, ex, seq2seq))
+                for mode in LABELS for p in self.formats[mode].train_pairs(ex, rationales, seq2seq)]
 
     def parse(self, text, ex):
-        return self._pre.parse(text, ex)
+        return self.formats["pre"].parse(text, ex)
 
     def parse_mode(self, mode: str, text: str, ex):
-        return (self._post if mode == "post" else self._pre).parse(text, ex)
+        return self.formats[mode].parse(text, ex)
 
     def predict_mode(self, mode, model, tok, seq2seq, examples, *, max_new_tokens, batch_size, progress=None):
-        stop = self._post.stop() if mode == "post" else self._pre.stop()
+        fmt = self.formats[mode]
         return self._generate_parse(model, tok, seq2seq, examples,
-                                    [self.mode_source(mode, e, seq2seq) for e in examples], stop,
-                                    lambda text, ex: self.parse_mode(mode, text, ex),
-                                    max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+                                    [self.prefixed_source(mode, e, seq2seq) for e in examples], fmt.stop(),
+                                    fmt.parse, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                    progress=progress)
 
     # -- inference: route, then generate each group in its mode ----------------------------------
     def predict(self, model, tok, seq2seq, examples, *, max_new_tokens, batch_size, progress=None):
@@ -121,7 +114,7 @@ class AdaptiveThinking(Method):
                                     batch_size=batch_size, progress=progress) for m in LABELS}
         records = []
         for i, ex in enumerate(examples):
-            gold = self._pre.gold(ex)
+            gold = self.gold(ex)
             ok = {m: is_correct(got[m][i].parsed.answer, gold, ex.kind) for m in LABELS}
             label = "post" if ok["post"] else "pre" if ok["pre"] else (None if self.opts.neither == "skip"
                                                                         else self.opts.neither)

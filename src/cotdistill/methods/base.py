@@ -58,7 +58,9 @@ class Output:
     extra_tokens: int = 0  # tokens generated beyond `generated` (e.g. a second, explaining pass)
 
 
-class NoOptions(BaseModel):
+class MethodOptions(BaseModel):
+    """Base of every method's options: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -66,7 +68,7 @@ class Method(abc.ABC):
     name: ClassVar[str]
     uses_rationales: ClassVar[bool]
     paper: ClassVar[str] = ""
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    Options: ClassVar[type[BaseModel]] = MethodOptions
     inference_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: dict | None = None):
@@ -82,7 +84,13 @@ class Method(abc.ABC):
 
     def source(self, ex: Example, seq2seq: bool) -> str:
         """Decoder-only: `{q} ###`; encoder-decoder: `{q}`."""
-        return ex.question if seq2seq else f"{ex.question}{PROMPT_END}"
+        return self.prefixed_source("", ex, seq2seq)
+
+    @staticmethod
+    def prefixed_source(prefix: str, ex: Example, seq2seq: bool) -> str:
+        """The source with a task or mode prefix (`predict: {q} ###`); no prefix: `{q} ###`."""
+        text = f"{prefix}: {ex.question}" if prefix else ex.question
+        return text if seq2seq else f"{text}{PROMPT_END}"
 
     def _target(self, body: str, seq2seq: bool) -> str:
         return body if seq2seq else f" {body}"

@@ -9,14 +9,13 @@ never computed); `explain: true` (CLI `--explain`) lets it write the rationale t
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..tasks.answers import extract
-from .base import SEP, Method, Pair, Parsed
+from .base import SEP, Method, MethodOptions, Pair, Parsed
 
 
-class PostOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PostOptions(MethodOptions):
     explain: bool = Field(False, description="generate the rationale after the answer (costs its tokens)")
 
 

@@ -9,14 +9,13 @@ runs `explain:` and records its output as the rationale.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..tasks.answers import extract
-from .base import PROMPT_END, Method, Output, Pair, Parsed
+from .base import Method, MethodOptions, Output, Pair, Parsed
 
 
-class StepByStepOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StepByStepOptions(MethodOptions):
     alpha: float = Field(0.5, gt=0.0, lt=1.0, description="weight of the answer loss; 1 - alpha on the rationale")
     explain: bool = Field(False, description="also generate the rationale with the `explain:` prompt")
 
@@ -28,19 +27,15 @@ class DistillingStepByStep(Method):
     Options = StepByStepOptions
     inference_options = frozenset({"explain"})
 
-    @staticmethod
-    def prefixed(prefix: str, ex, seq2seq: bool) -> str:
-        return f"{prefix}: {ex.question}" if seq2seq else f"{prefix}: {ex.question}{PROMPT_END}"
-
     def source(self, ex, seq2seq):
-        return self.prefixed("predict", ex, seq2seq)
+        return self.prefixed_source("predict", ex, seq2seq)
 
     def train_pairs(self, ex, rationales, seq2seq):
         a = self.opts.alpha
         pairs = []
         for r in rationales:
             pairs.append(Pair(self.source(ex, seq2seq), self._target(self.gold(ex), seq2seq), a))
-            pairs.append(Pair(self.prefixed("explain", ex, seq2seq), self._target(r, seq2seq), 1.0 - a))
+            pairs.append(Pair(self.prefixed_source("explain", ex, seq2seq), self._target(r, seq2seq), 1.0 - a))
         return pairs
 
     def parse(self, text, ex):
@@ -52,7 +47,7 @@ class DistillingStepByStep(Method):
         if not self.opts.explain:
             return outs
         why = self._generate_parse(model, tok, seq2seq, examples,
-                                   [self.prefixed("explain", e, seq2seq) for e in examples], (),
+                                   [self.prefixed_source("explain", e, seq2seq) for e in examples], (),
                                    lambda text, ex: Parsed(None, text.strip()), max_new_tokens=max_new_tokens,
                                    batch_size=batch_size)
         return [Output(o.generated, Parsed(o.parsed.answer, w.parsed.rationale),
