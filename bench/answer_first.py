@@ -8,10 +8,13 @@ Prints, last, one table: accuracy (95% CI), mean generated tokens per question a
 OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95", "mean_generated_tokens",
 "seconds_per_100", "post_fraction" (adaptive)}}}, "adaptive_forced": ..., "bars": ...}.
 
-    python bench/answer_first.py --out runs/answer_first [--data ../shared/data] [--jobs 2] [--quick]
+    python bench/answer_first.py --out runs/answer_first [--data ../shared/data] [--jobs 2] [--seeds 1] [--quick]
 
-Sets run in parallel worker processes (`--jobs`), one torch thread each; timings are therefore
-taken under the same load for every method of a set, and compare within a set.
+`--seeds N` repeats every set with N seeds (task data, initialisation and split); a set's figures
+are then pooled over the seeds (accuracy = mean of the seeds', CI over all N x n_test answers) and
+each seed's accuracy is listed. Each (set, seed, method) trains in its own worker process
+(`--jobs` at once, one torch thread each, on the GPU when there is one): timings are taken under
+the same load for every method, and compare within one run of this script.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -31,19 +35,20 @@ SYNTHETIC = {  # set name: (task params or mixed parts, optimizer steps)
     "arithmetic_2": ({"name": "arithmetic", "params": {"n_ops": 2, **ARITH}}, 1000),
     "arithmetic_4": ({"name": "arithmetic", "params": {"n_ops": 4, **ARITH}}, 2000),
 }
-MIXED_STEPS = 3000
+MIXED_STEPS = 6000  # 3,000 sat on the jump of the additions' curve: 91-98% for ft_cot by seed
+MIXED_N_TRAIN = 12000
 REAL = ["coin_flip", "last_letter_concatenation", "multiarith"]
 REAL_STEPS = 400  # long free-form rationales make these steps ~3x slower; the students stay weak (README)
 
 
-def set_overrides(name: str, args) -> list[str]:
+def set_overrides(name: str, seed: int, args) -> list[str]:
     quick = args.quick
     # A smoke run's students have not learnt to stop: cap generation so it stays a smoke run.
     common = [*(["eval.max_new_tokens=24"] if quick else []), "student.model=preset:tiny", "train.batch_size=32", "train.learning_rate=0.002", "train.warmup_steps=100",
-              "train.threads=1", "eval.batch_size=250", f"methods=[{', '.join(METHODS)}]", "train.seed=0"]
+              "train.threads=1", "eval.batch_size=250", f"methods=[{', '.join(METHODS)}]", f"train.seed={seed}"]
     if name in REAL:
         teacher = teacher_file(Path(args.data), name)
-        steps = 20 if quick else REAL_STEPS
+        steps = args.steps or (20 if quick else REAL_STEPS)
         return [*common, "task.source=benchmark", f"task.name={name}", f"task.data_dir={args.data}",
                 f"task.n_train={100 if quick else 0}",
                 "teacher.backend=replay", f"teacher.path={teacher}", f"train.max_steps={steps}",
@@ -51,25 +56,37 @@ def set_overrides(name: str, args) -> list[str]:
     if name == "mixed":
         parts = [spec for spec, _ in SYNTHETIC.values()]
         task = ["task.name=mixed", f"task.params={json.dumps({'parts': parts})}"]
-        steps, n_train, n_test = MIXED_STEPS, 6000, 600
+        steps, n_train, n_test = MIXED_STEPS, MIXED_N_TRAIN, 600
     else:
         spec, steps = SYNTHETIC[name]
         task = [f"task.name={spec['name']}", f"task.params={json.dumps(spec['params'])}"]
         n_train, n_test = 3000, 500
     if quick:
         steps, n_train, n_test = 20, 120, 30
+    steps = args.steps or steps
     return [*common, "task.source=synthetic", *task, f"task.n_train={n_train}", f"task.n_test={n_test}",
-            "teacher.backend=exact", f"train.max_steps={steps}", f"train.eval_every={max(10, steps // 5)}"]
+            f"task.seed={seed}", "teacher.backend=exact", f"train.max_steps={steps}", f"train.eval_every={max(10, steps // 5)}"]
+
+
+def make_run(name: str, seed: int, args):
+    from cotdistill.config import load_config
+    from cotdistill.pipeline import Run
+
+    return Run(load_config(None, [f"out={Path(args.out) / name / f'seed{seed}'}", *set_overrides(name, seed, args)]))
 
 
 def forced_modes(run, test) -> dict:
     """The adaptive student with its route forced to one mode, and the oracle router (either mode
     right): how much of its potential the perception module realises."""
+    import torch
+
     from cotdistill.evaluate import predict, summarize
     from cotdistill.methods import get_method
     from cotdistill.students import load_student
 
     model, tok, seq2seq = load_student(str(run.out / "adaptive" / "model"))
+    if torch.cuda.is_available():
+        model.to("cuda")
     out, correct = {}, {}
     for mode in ("pre", "post"):
         preds = predict(get_method("adaptive", {"mode": mode}), model, tok, seq2seq, test,
@@ -81,39 +98,61 @@ def forced_modes(run, test) -> dict:
     return out
 
 
-def by_part(run) -> dict:
-    """Mixed set: accuracy and route per part (which task each question came from)."""
-    test = {r["id"]: r["metadata"].get("part") for r in map(json.loads, (run.out / "data/test.jsonl").open())}
+def by_part(seed_runs: list[tuple[list, dict[str, list[dict]]]]) -> dict:
+    """Mixed set: accuracy and route per part (which task each question came from), pooled over the
+    seeds' (test questions, {method: predictions})."""
     out: dict = {}
     for m in METHODS:
-        preds = [json.loads(l) for l in (run.out / m / "predictions.jsonl").open()]
-        for part in sorted(set(test.values())):
-            sel = [p for p in preds if test[p["id"]] == part]
-            row = out.setdefault(str(part), {}).setdefault(m, {})
-            row["accuracy"] = round(100 * sum(p["correct"] for p in sel) / len(sel), 2)
-            row["mean_generated_tokens"] = round(sum(p["generated_tokens"] for p in sel) / len(sel), 2)
+        sel: dict[str, list[dict]] = {}
+        for test, preds in seed_runs:
+            part = {e.id: str(e.metadata.get("part")) for e in test}
+            for p in preds[m]:
+                sel.setdefault(part[p["id"]], []).append(p)
+        for pt, ps in sorted(sel.items()):
+            row = out.setdefault(pt, {}).setdefault(m, {})
+            row["accuracy"] = round(100 * sum(p["correct"] for p in ps) / len(ps), 2)
+            row["mean_generated_tokens"] = round(sum(p["generated_tokens"] for p in ps) / len(ps), 2)
             if m == "adaptive":
-                row["post_fraction"] = round(sum(p["mode"] == "post" for p in sel) / len(sel), 4)
+                row["post_fraction"] = round(sum(p["mode"] == "post" for p in ps) / len(ps), 4)
     return out
 
 
-def run_set(name: str, args) -> dict:
-    import torch
+def prepare(name: str, seed: int, args) -> None:
+    """Data, teacher rationales and curation, written once before any method trains on them."""
+    make_run(name, seed, args).prepare()
 
-    from cotdistill.config import load_config
-    from cotdistill.pipeline import Run
+
+def train_eval(name: str, seed: int, method: str, args) -> dict:
+    """One method of one (set, seed): train, evaluate, and for adaptive its forced-route figures."""
+    import torch
 
     torch.set_num_threads(1)
     t0 = time.time()
-    run = Run(load_config(None, [f"out={Path(args.out) / name}", *set_overrides(name, args)]))
-    s = run.run_all()
-    _, test = run.data()
-    res = {"summary": s, "adaptive_forced": forced_modes(run, test),
-           "routing": json.loads((run.out / "adaptive/train_info.json").read_text()).get("routing")}
-    if name == "mixed":
-        res["by_part"] = by_part(run)
+    run = make_run(name, seed, args)
+    train, test = run.data()  # read back: prepare() wrote them
+    curated = run.load_stage("curated.jsonl")
+    row, preds = run.run_method(method, train, test, curated)
+    res = {"row": row, "preds": preds}
+    if method == "adaptive":
+        res["forced"] = forced_modes(run, test)
+        res["routing"] = json.loads((run.out / "adaptive/train_info.json").read_text()).get("routing")
     res["seconds"] = round(time.time() - t0, 1)
     return res
+
+
+def pool_seeds(rows: list[dict], preds: list[list[dict]]) -> dict:
+    """One set's method over seeds: the pooled summary, each seed's accuracy and their spread."""
+    from cotdistill.evaluate import summarize
+
+    s = summarize([p for ps in preds for p in ps])
+    keys = ("accuracy", "ci95", "mean_generated_tokens", "seconds_per_100", "post_fraction", "by_mode")
+    out = {k: v for k, v in s.items() if k in keys}
+    accs = [r["accuracy"] for r in rows]
+    out["seed_accuracies"] = accs
+    mean = sum(accs) / len(accs)
+    out["seed_sd"] = round((sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5, 2) if len(accs) > 1 else 0.0
+    out["steps"] = rows[0]["steps"]
+    return out
 
 
 def check_bars(sets: dict) -> dict:
@@ -132,14 +171,22 @@ def check_bars(sets: dict) -> dict:
     return bars
 
 
+def steps_of(name: str) -> int:
+    return MIXED_STEPS if name == "mixed" else SYNTHETIC.get(name, (None, REAL_STEPS))[1]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/answer_first"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--jobs", type=int, default=2, help="sets trained at once (one torch thread each)")
+    ap.add_argument("--jobs", type=int, default=2, help="methods trained at once (one process and torch thread each)")
+    ap.add_argument("--seeds", type=int, default=1, help="repeat each set with seeds 0..N-1 and pool the figures")
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, a few questions")
+    ap.add_argument("--steps", type=int, help="optimizer steps for every set (calibration; the README's figures use each set's default)")
     ap.add_argument("--sets", nargs="*", help="only these sets")
     args = ap.parse_args(argv)
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
     names = [*SYNTHETIC, "mixed"]
     if teacher_file(args.data, "coin_flip").exists():
         names += REAL
@@ -151,36 +198,71 @@ def main(argv=None) -> int:
             print(f"unknown or unavailable sets: {sorted(unknown)} (have {names})", file=sys.stderr)
             return 2
         names = [n for n in names if n in args.sets]
+    seeds = range(args.seeds)
     t0 = time.time()
-    # Longest sets first, so the pool's last job is a short one.
-    order = sorted(names, key=lambda n: -(MIXED_STEPS if n == "mixed" else SYNTHETIC.get(n, (None, REAL_STEPS))[1]))
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futs = {n: pool.submit(run_set, n, args) for n in order}
-        results = {n: futs[n].result() for n in names}
-    keys = ("accuracy", "ci95", "mean_generated_tokens", "seconds_per_100", "post_fraction", "by_mode")
-    sets = {n: {m: {k: v for k, v in r["summary"]["methods"][m].items() if k in keys} for m in METHODS}
-            for n, r in results.items()}
+    # spawn: a CUDA context does not survive fork; each worker starts clean either way.
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=mp.get_context("spawn")) as pool:
+        for f in [pool.submit(prepare, n, k, args) for n in names for k in seeds]:
+            f.result()
+        # Longest jobs first, so the pool's last ones are short.
+        jobs = sorted(((n, k, m) for n in names for k in seeds for m in METHODS),
+                      key=lambda j: -steps_of(j[0]) * (2 if j[2] in ("adaptive", "ft_cot") else 1))
+        futs = {j: pool.submit(train_eval, *j, args) for j in jobs}
+        results = {j: f.result() for j, f in futs.items()}
+    sets, forced, routing, mixed_parts, setup = {}, {}, {}, None, {}
+    for n in names:
+        for k in seeds:  # each seed's own run folder gets its summary and report
+            run = make_run(n, k, args)
+            train, test = run.data()
+            run.finish({m: results[n, k, m]["row"] for m in METHODS}, {m: results[n, k, m]["preds"] for m in METHODS},
+                       len(train), len(test))
+        sets[n] = {m: pool_seeds([results[n, k, m]["row"] for k in seeds], [results[n, k, m]["preds"] for k in seeds])
+                   for m in METHODS}
+        fs = [results[n, k, "adaptive"]["forced"] for k in seeds]
+        forced[n] = {mode: {"accuracy": round(sum(f[mode]["accuracy"] for f in fs) / len(fs), 2),
+                            "mean_generated_tokens": round(sum(f[mode]["mean_generated_tokens"] for f in fs) / len(fs), 2)}
+                     for mode in ("pre", "post")}
+        forced[n]["oracle_accuracy"] = round(sum(f["oracle_accuracy"] for f in fs) / len(fs), 2)
+        routing[n] = [results[n, k, "adaptive"]["routing"] for k in seeds]
+        if n == "mixed":
+            mixed_parts = by_part([(make_run(n, k, args).data()[1], {m: results[n, k, m]["preds"] for m in METHODS})
+                                   for k in seeds])
+        setup[n] = {"n_train": len(train), "n_test": len(test), "steps": sets[n]["ft_cot"]["steps"], "seeds": args.seeds,
+                    "seconds": {m: [results[n, k, m]["seconds"] for k in seeds] for m in METHODS}}
     summary = {
-        "sets": sets, "bars": check_bars(sets),
-        "adaptive_forced": {n: r["adaptive_forced"] for n, r in results.items()},
-        "routing": {n: r["routing"] for n, r in results.items()},
-        "mixed_by_part": results.get("mixed", {}).get("by_part"),
-        "setup": {n: {"n_train": r["summary"]["n_train"], "n_test": r["summary"]["n_test"],
-                      "steps": r["summary"]["methods"]["ft_cot"]["steps"], "seconds": r["seconds"]}
-                  for n, r in results.items()},
-        "student": "preset:tiny (from scratch)", "quick": args.quick, "seconds": round(time.time() - t0, 1),
+        "sets": sets, "bars": check_bars(sets), "adaptive_forced": forced, "routing": routing,
+        "mixed_by_part": mixed_parts, "setup": setup, "student": "preset:tiny (from scratch)",
+        "device": _device(), "quick": args.quick, "seeds": args.seeds, "seconds": round(time.time() - t0, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_tables(summary, args)
+    return 0
 
+
+def _device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def print_tables(summary: dict, args) -> None:
+    sets = summary["sets"]
     print("\nAdaptive student with its route forced (test set): pre / post / oracle accuracy, routed accuracy")
     for n, f in summary["adaptive_forced"].items():
         print(f"  {n:26} pre {f['pre']['accuracy']:6.2f}  post {f['post']['accuracy']:6.2f}  "
               f"oracle {f['oracle_accuracy']:6.2f}  routed {sets[n]['adaptive']['accuracy']:6.2f}")
+    if summary["seeds"] > 1:
+        print(f"\nAccuracy of each seed ({summary['seeds']} seeds)")
+        for n, ms in sets.items():
+            for m, r in ms.items():
+                print(f"  {n:26} {m:13} {' '.join(f'{a:6.2f}' for a in r['seed_accuracies'])}   sd {r['seed_sd']:.2f}")
     print("\nBars")
     for bar, v in summary["bars"].items():
         print(f"  {bar}: {json.dumps(v)}")
-    print(f"\nAnswer-first students, from scratch, equal budgets ({summary['seconds']:.0f} s) -> {args.out / 'summary.json'}")
+    seeds = f", {summary['seeds']} seeds pooled" if summary["seeds"] > 1 else ""
+    print(f"\nAnswer-first students, from scratch, equal budgets ({summary['device']}, {summary['seconds']:.0f} s{seeds})"
+          f" -> {args.out / 'summary.json'}")
     print(f"{'set':26} {'method':13} {'accuracy':>8} {'95% CI':>13} {'gen. tokens':>11} {'s/100 q':>8} {'post %':>7}")
     for n, ms in sets.items():
         for m, r in ms.items():
@@ -188,7 +270,6 @@ def main(argv=None) -> int:
             ci = f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}"
             print(f"{n:26} {m:13} {r['accuracy']:8.2f} {ci:>13} {r['mean_generated_tokens']:11.1f} "
                   f"{r['seconds_per_100']:8.3f} {post:>7}")
-    return 0
 
 
 if __name__ == "__main__":

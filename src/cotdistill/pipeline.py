@@ -203,28 +203,40 @@ class Run:
         return min(4096, int(1.5 * longest_target)) if longest_target else 256
 
     # -- all stages ------------------------------------------------------------------------------
-    def run_all(self) -> dict:
+    def prepare(self) -> tuple[list[Example], list[Example], list[dict]]:
+        """Stages 1-3, shared by every method of the run: (train, test, curated rationales)."""
         train, test = self.data()
-        needs_teacher = any(_uses_rationales(m) for m in self.cfg.methods)
         curated: list[dict] = []
-        if needs_teacher:
+        if any(_uses_rationales(m) for m in self.cfg.methods):
             curated = self.curate(self.generate(train))
-        summary = {"task": self.cfg.task.name, "student": self.cfg.student.model, "teacher": self.cfg.teacher.backend,
-                   "n_train": len(train), "n_test": len(test), "methods": {}, **provenance(self.cfg)}
-        if needs_teacher:
-            summary["curation"] = _read_json(self.out / "curation_stats.json")
-        all_preds = {}
-        for m in self.cfg.methods:
-            info = self.train(m, train, curated)
-            preds, metrics = self.evaluate(m, test)
-            all_preds[m] = preds
-            summary["methods"][m] = {**metrics, "train_pairs": info["train_pairs"], "steps": info["steps"],
-                                     "best_step": info["best_step"]}
+        return train, test, curated
+
+    def run_method(self, method_name: str, train: list[Example], test: list[Example], curated: list[dict]) -> tuple[dict, list[dict]]:
+        """Stages 4-5 for one method; they touch only OUT/METHOD, so methods may run in parallel
+        processes over one prepared run folder. Returns (summary row, predictions)."""
+        info = self.train(method_name, train, curated)
+        preds, metrics = self.evaluate(method_name, test)
+        return {**metrics, "train_pairs": info["train_pairs"], "steps": info["steps"], "best_step": info["best_step"]}, preds
+
+    def finish(self, rows: dict[str, dict], preds: dict[str, list[dict]], n_train: int, n_test: int) -> dict:
+        """Writes OUT/summary.json and the report from every method's row and predictions."""
         from .report import write_report
 
+        summary = {"task": self.cfg.task.name, "student": self.cfg.student.model, "teacher": self.cfg.teacher.backend,
+                   "n_train": n_train, "n_test": n_test, "methods": {m: rows[m] for m in self.cfg.methods},
+                   **provenance(self.cfg)}
+        if (self.out / "curation_stats.json").exists() and any(_uses_rationales(m) for m in self.cfg.methods):
+            summary["curation"] = _read_json(self.out / "curation_stats.json")
         write_json(self.out / "summary.json", summary)
-        write_report(summary, all_preds, self.out)
+        write_report(summary, preds, self.out)
         return summary
+
+    def run_all(self) -> dict:
+        train, test, curated = self.prepare()
+        rows, preds = {}, {}
+        for m in self.cfg.methods:
+            rows[m], preds[m] = self.run_method(m, train, test, curated)
+        return self.finish(rows, preds, len(train), len(test))
 
 
 def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
