@@ -64,7 +64,9 @@ def test_answer_first_quick(tmp_path):
     for name in sets:
         ms = s["sets"][name]
         assert set(ms) == {"ft_cot", "post", "adaptive", "step_by_step", "direct"}
-        assert all({"accuracy", "mean_generated_tokens", "ci95", "seconds_per_100"} <= v.keys() for v in ms.values())
+        assert all({"accuracy", "mean_generated_tokens", "ci95", "seconds_per_100", "seed_accuracies"} <= v.keys()
+                   for v in ms.values())
+        assert (tmp_path / name / "seed0" / "summary.json").exists()  # each seed's run folder has its report
         assert 0.0 <= ms["adaptive"]["post_fraction"] <= 1.0 and "post_fraction" not in ms["ft_cot"]
         assert {"pre", "post", "oracle_accuracy"} <= s["adaptive_forced"][name].keys()
     assert {"post_tokens_at_most_half_of_ft_cot", "mixed_routes_both_ways",
@@ -72,3 +74,9 @@ def test_answer_first_quick(tmp_path):
     assert set(s["mixed_by_part"]) == {"0", "1", "2"}
     last = r.stdout.rstrip().splitlines()[-1].split()
     assert last[0] == sets[-1] and last[1] == "direct"  # the table comes last
+
+
+def test_answer_first_refuses_no_seeds(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/answer_first.py"), "--seeds", "0", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--seeds must be at least 1" in r.stderr
