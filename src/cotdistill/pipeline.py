@@ -116,7 +116,7 @@ class Run:
 
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
         from .students import load_student
-        from .students.train import train_student
+        from .students.train import LOG_FILE, train_student
 
         method = self.cfg.method(method_name)
         mdir = self.out / method_name
@@ -167,7 +167,7 @@ class Run:
                 "best_val_loss": res.best_val_loss, "best_step": res.best_step,
                 "max_target_tokens": res.max_target_tokens, **extra, **provenance(self.cfg)}
         write_json(mdir / "train_info.json", info)
-        write_jsonl(mdir / "train_log.jsonl", res.history)
+        write_jsonl(mdir / LOG_FILE, res.history)
         return info
 
     # -- stage 5: evaluation ---------------------------------------------------------------------

@@ -44,6 +44,17 @@ def test_rerun_reuses_cache_and_resumes_training(tmp_path):
     over = [f"out={tmp_path}", *TINY, "methods=[ft_cot]"]
     Run(load_config(None, over)).run_all()
     first = (tmp_path / "ft_cot" / "metrics.json").read_text()
+    weights = (tmp_path / "ft_cot" / "model" / "model.safetensors").read_bytes()
+    log = (tmp_path / "ft_cot" / "train_log.jsonl").read_text()
+    # the same budget again: the finished checkpoint is reused, not trained one step further
+    Run(load_config(None, over)).run_all()
+    info = json.loads((tmp_path / "ft_cot" / "train_info.json").read_text())
+    assert info["steps"] == 30 and info["best_step"] in (15, 30)
+    assert (tmp_path / "ft_cot" / "model" / "model.safetensors").read_bytes() == weights
+    untimed = lambda text: {k: v for k, v in json.loads(text).items() if k != "seconds_per_100"}  # noqa: E731
+    assert untimed((tmp_path / "ft_cot" / "metrics.json").read_text()) == untimed(first)
+    logged = (tmp_path / "ft_cot" / "train_log.jsonl").read_text()
+    assert [json.loads(l) for l in logged.splitlines()] == [json.loads(l) for l in log.splitlines()]
     # a second run with a larger budget resumes from the checkpoint and asks the teacher nothing new
     run = Run(load_config(None, [*over, "train.max_steps=45"]))
     train, _ = run.data()
@@ -56,6 +67,8 @@ def test_rerun_reuses_cache_and_resumes_training(tmp_path):
     run.run_all()
     info = json.loads((tmp_path / "ft_cot" / "train_info.json").read_text())
     assert info["steps"] == 45 and first
+    steps = [json.loads(l)["step"] for l in (tmp_path / "ft_cot" / "train_log.jsonl").read_text().splitlines()]
+    assert min(steps) <= 15 and max(steps) == 45  # the log keeps the steps before the resume
 
 
 def _save_random(kind: str, path: Path):

@@ -15,10 +15,12 @@ from typing import Callable
 import torch
 
 from ..errors import DataError
+from ..io import read_jsonl_list
 from ..methods.base import Pair
 from .data import Collator, encode_pairs
 
 log = logging.getLogger(__name__)
+LOG_FILE = "train_log.jsonl"  # written by the caller next to `checkpoints/`
 
 
 @dataclass
@@ -80,16 +82,19 @@ def train_student(
             f"no training sequences left: {len(train_pairs)} pairs, {skip_t} over train.max_length="
             f"{cfg.max_length}" if train_pairs else "no training pairs (did curation keep any rationale?)"
         )
-    history: list[dict] = []
+    longest = max(sum(1 for t in f["labels"] if t != -100) for f in train_feats)
+    ckpt_dir = out_dir / "checkpoints"
+    last = _last_checkpoint(ckpt_dir) if cfg.resume else None
+    if last is not None:
+        done = _finished(model, last, ckpt_dir, cfg.max_steps)
+        if done is not None:
+            steps, best, best_step, history = done
+            return TrainResult(steps, len(train_feats), len(val_feats), skipped, best, best_step, longest, history)
 
     class Hooks(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if progress:
                 progress(1)
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs:
-                history.append({"step": state.global_step, **logs})
 
     has_val = bool(val_feats)
     every = min(cfg.eval_every, cfg.max_steps)
@@ -109,17 +114,48 @@ def train_student(
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our progress bar and train_log.jsonl replace its prints
-    ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*"))
-    resume = bool(cfg.resume and ckpts)
-    if resume:
-        log.info("resuming from %s", ckpts[-1])
-    trainer.train(resume_from_checkpoint=resume or None)
+    if last is not None:
+        log.info("resuming from %s", last)
+    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     best = trainer.state.best_metric
-    best_ckpt = trainer.state.best_model_checkpoint
-    best_step = int(best_ckpt.rsplit("-", 1)[1]) if best_ckpt else None
+    best_step = _step_of(trainer.state.best_model_checkpoint)
+    # The state's log holds the steps before a resume too (restored from the checkpoint).
+    history = [dict(h) for h in trainer.state.log_history]
     for h in history:
         if "loss" in h and not math.isfinite(h["loss"]):
             raise DataError(f"training diverged: loss {h['loss']} at step {h['step']}; lower train.learning_rate")
-    longest = max(sum(1 for t in f["labels"] if t != -100) for f in train_feats)
     return TrainResult(trainer.state.global_step, len(train_feats), len(val_feats), skipped, best, best_step,
                        longest, history)
+
+
+def _step_of(checkpoint: str | Path | None) -> int | None:
+    return int(str(checkpoint).rsplit("-", 1)[1]) if checkpoint else None
+
+
+def _last_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The highest-step checkpoint (numerically: checkpoint-1200 comes after checkpoint-600)."""
+    found = [p for p in ckpt_dir.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()
+             and (p / "trainer_state.json").exists()] if ckpt_dir.is_dir() else []
+    return max(found, key=_step_of) if found else None
+
+
+def _finished(model, last: Path, ckpt_dir: Path, max_steps: int):
+    """A checkpoint that already reached the step budget: load its best weights into `model` and
+    return (steps, best loss, best step, log) instead of training. transformers resumes a finished
+    run by one extra step, which would make a rerun change the model."""
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(last / "trainer_state.json"))
+    if state.global_step < max_steps:
+        return None
+    if state.global_step > max_steps:
+        log.warning("%s is past train.max_steps=%d: keeping its %d steps", last, max_steps, state.global_step)
+    # The run folder may have moved since: find the best checkpoint by name under this folder.
+    best = ckpt_dir / Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
+    src = best if best is not None and best.is_dir() else last
+    log.info("training already finished at step %d: loading %s", state.global_step, src)
+    model.load_state_dict(type(model).from_pretrained(str(src)).state_dict())
+    # The log written when that training ended also holds its closing record, which the checkpoint lacks.
+    written = ckpt_dir.parent / LOG_FILE
+    history = read_jsonl_list(written) if written.exists() else [dict(h) for h in state.log_history]
+    return state.global_step, state.best_metric, _step_of(state.best_model_checkpoint), history
