@@ -78,15 +78,10 @@ def make_run(name: str, seed: int, args):
 def forced_modes(run, test) -> dict:
     """The adaptive student with its route forced to one mode, and the oracle router (either mode
     right): how much of its potential the perception module realises."""
-    import torch
-
     from cotdistill.evaluate import predict, summarize
     from cotdistill.methods import get_method
-    from cotdistill.students import load_student
 
-    model, tok, seq2seq = load_student(str(run.out / "adaptive" / "model"))
-    if torch.cuda.is_available():
-        model.to("cuda")
+    model, tok, seq2seq = run.load_trained(run.out / "adaptive" / "model")
     out, correct = {}, {}
     for mode in ("pre", "post"):
         preds = predict(get_method("adaptive", {"mode": mode}), model, tok, seq2seq, test,
@@ -101,6 +96,8 @@ def forced_modes(run, test) -> dict:
 def by_part(seed_runs: list[tuple[list, dict[str, list[dict]]]]) -> dict:
     """Mixed set: accuracy and route per part (which task each question came from), pooled over the
     seeds' (test questions, {method: predictions})."""
+    from cotdistill.evaluate import summarize
+
     out: dict = {}
     for m in METHODS:
         sel: dict[str, list[dict]] = {}
@@ -109,11 +106,8 @@ def by_part(seed_runs: list[tuple[list, dict[str, list[dict]]]]) -> dict:
             for p in preds[m]:
                 sel.setdefault(part[p["id"]], []).append(p)
         for pt, ps in sorted(sel.items()):
-            row = out.setdefault(pt, {}).setdefault(m, {})
-            row["accuracy"] = round(100 * sum(p["correct"] for p in ps) / len(ps), 2)
-            row["mean_generated_tokens"] = round(sum(p["generated_tokens"] for p in ps) / len(ps), 2)
-            if m == "adaptive":
-                row["post_fraction"] = round(sum(p["mode"] == "post" for p in ps) / len(ps), 4)
+            s = summarize(ps)
+            out.setdefault(pt, {})[m] = {k: s[k] for k in ("accuracy", "mean_generated_tokens", "post_fraction") if k in s}
     return out
 
 
@@ -211,11 +205,12 @@ def main(argv=None) -> int:
         results = {j: f.result() for j, f in futs.items()}
     sets, forced, routing, mixed_parts, setup = {}, {}, {}, None, {}
     for n in names:
+        tests = {}
         for k in seeds:  # each seed's own run folder gets its summary and report
             run = make_run(n, k, args)
-            train, test = run.data()
+            train, tests[k] = run.data()
             run.finish({m: results[n, k, m]["row"] for m in METHODS}, {m: results[n, k, m]["preds"] for m in METHODS},
-                       len(train), len(test))
+                       len(train), len(tests[k]))
         sets[n] = {m: pool_seeds([results[n, k, m]["row"] for k in seeds], [results[n, k, m]["preds"] for k in seeds])
                    for m in METHODS}
         fs = [results[n, k, "adaptive"]["forced"] for k in seeds]
@@ -225,9 +220,8 @@ def main(argv=None) -> int:
         forced[n]["oracle_accuracy"] = round(sum(f["oracle_accuracy"] for f in fs) / len(fs), 2)
         routing[n] = [results[n, k, "adaptive"]["routing"] for k in seeds]
         if n == "mixed":
-            mixed_parts = by_part([(make_run(n, k, args).data()[1], {m: results[n, k, m]["preds"] for m in METHODS})
-                                   for k in seeds])
-        setup[n] = {"n_train": len(train), "n_test": len(test), "steps": sets[n]["ft_cot"]["steps"], "seeds": args.seeds,
+            mixed_parts = by_part([(tests[k], {m: results[n, k, m]["preds"] for m in METHODS}) for k in seeds])
+        setup[n] = {"n_train": len(train), "n_test": len(tests[0]), "steps": sets[n]["ft_cot"]["steps"], "seeds": args.seeds,
                     "seconds": {m: [results[n, k, m]["seconds"] for k in seeds] for m in METHODS}}
     summary = {
         "sets": sets, "bars": check_bars(sets), "adaptive_forced": forced, "routing": routing,

@@ -28,11 +28,14 @@ out_console = Console()
 SetOpt = typer.Option(None, "--set", "-s", help="override a config value: --set train.max_steps=500 (repeatable)")
 ExplainOpt = typer.Option(False, "--explain", help="answer-first methods (post, adaptive, step_by_step) also "
                           "generate the rationale, at the cost of its tokens")
-EXPLAINING = ("post", "adaptive", "step_by_step")
 
 
 def _explain(overrides: Optional[List[str]], explain: bool) -> list[str]:
-    return [*(overrides or []), *([f"method_options.{m}.explain=true" for m in EXPLAINING] if explain else [])]
+    """--explain: `explain=true` for every method whose options have it."""
+    from .methods import METHODS
+
+    on = [f"method_options.{m}.explain=true" for m in METHODS if "explain" in METHODS.get(m).Options.model_fields]
+    return [*(overrides or []), *(on if explain else [])]
 
 
 class RichReporter:

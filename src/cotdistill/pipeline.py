@@ -173,16 +173,11 @@ class Run:
     # -- stage 5: evaluation ---------------------------------------------------------------------
     def evaluate(self, method_name: str, test: list[Example], model_dir: str | Path | None = None) -> tuple[list[dict], dict]:
         from .evaluate import predict, summarize
-        from .students import load_student
 
         method = self.cfg.method(method_name)
         mdir = self.out / method_name
         model_dir = Path(model_dir or mdir / "model")
-        model, tok, seq2seq = load_student(str(model_dir), self.cfg.student.trust_remote_code)
-        import torch
-
-        if torch.cuda.is_available():  # training already ran there through the Trainer
-            model.to("cuda")
+        model, tok, seq2seq = self.load_trained(model_dir)
         method.load_extras(model_dir, model)
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
             preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self.eval_max_new_tokens(method_name),
@@ -191,6 +186,17 @@ class Run:
         write_jsonl(mdir / "predictions.jsonl", preds)
         write_json(mdir / "metrics.json", metrics)
         return preds, metrics
+
+    def load_trained(self, model_dir: str | Path):
+        """A trained student from its folder, on the GPU when there is one (where the Trainer ran)."""
+        import torch
+
+        from .students import load_student
+
+        model, tok, seq2seq = load_student(str(model_dir), self.cfg.student.trust_remote_code)
+        if torch.cuda.is_available():
+            model.to("cuda")
+        return model, tok, seq2seq
 
     def eval_max_new_tokens(self, method_name: str) -> int:
         """The generation limit for a trained method's student (from its longest training target)."""

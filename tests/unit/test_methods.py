@@ -87,7 +87,7 @@ def test_adaptive_trains_both_modes_with_prefixes():
     assert (post.source, post.target) == ("post: What is 12 * 3? ###", " 36 --> 12 * 3 = 36.")
     pre, post = m.train_pairs(EX, ["r"], seq2seq=True)
     assert (pre.source, post.source) == ("pre: What is 12 * 3?", "post: What is 12 * 3?")
-    assert m.parse_mode("post", " 36 ", EX).answer == "36" and m.parse_mode("pre", " 12 * 3 = 36. --> 36", EX).answer == "36"
+    assert m.formats["post"].parse(" 36 ", EX).answer == "36" and m.formats["pre"].parse(" 12 * 3 = 36. --> 36", EX).answer == "36"
 
 
 def test_method_options_are_validated_with_their_path():

@@ -68,9 +68,6 @@ class AdaptiveThinking(Method):
     def parse(self, text, ex):
         return self.formats["pre"].parse(text, ex)
 
-    def parse_mode(self, mode: str, text: str, ex):
-        return self.formats[mode].parse(text, ex)
-
     def predict_mode(self, mode, model, tok, seq2seq, examples, *, max_new_tokens, batch_size, progress=None):
         fmt = self.formats[mode]
         return self._generate_parse(model, tok, seq2seq, examples,

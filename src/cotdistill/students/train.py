@@ -133,7 +133,9 @@ def _step_of(checkpoint: str | Path | None) -> int | None:
 
 
 def _last_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The highest-step checkpoint (numerically: checkpoint-1200 comes after checkpoint-600)."""
+    """The highest-step complete checkpoint (numerically: checkpoint-1200 comes after
+    checkpoint-600). Unlike transformers' get_last_checkpoint, a folder without trainer_state.json
+    (a kill during its save) is passed over."""
     found = [p for p in ckpt_dir.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()
              and (p / "trainer_state.json").exists()] if ckpt_dir.is_dir() else []
     return max(found, key=_step_of) if found else None
