@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional
@@ -19,15 +20,33 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 from rich.table import Table
 
+from .checks import STAGES
 from .errors import CotDistillError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 console = Console(stderr=True)
-out_console = Console()
+# Piped to a file or another program, rich would cut tables at 80 columns; give them room instead
+# (COLUMNS, when set, still wins).
+out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 
 SetOpt = typer.Option(None, "--set", "-s", help="override a config value: --set train.max_steps=500 (repeatable)")
+ConfigArg = typer.Argument(..., metavar="CONFIG", help="run config (YAML); see docs/config.md", show_default=False)
 ExplainOpt = typer.Option(False, "--explain", help="answer-first methods (post, adaptive, step_by_step) also "
                           "generate the rationale, at the cost of its tokens")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out_console.print(f"cotdistill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Distil chain-of-thought reasoning from a large teacher into small students."""
 
 
 def _explain(overrides: Optional[List[str]], explain: bool) -> list[str]:
@@ -66,8 +85,6 @@ def _setup_logging(verbose: bool) -> None:
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
     for noisy in ("httpx", "transformers", "matplotlib", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import os
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         from transformers.utils import logging as hf_logging
@@ -78,39 +95,32 @@ def _setup_logging(verbose: bool) -> None:
         pass
 
 
-def _run(cfg_path: Optional[Path], overrides: Optional[List[str]]):
+def _run(cfg_path: Optional[Path], overrides: Optional[List[str]], stages: tuple[str, ...]):
+    """The run of a command after the preflight checks for the stages it runs."""
+    from .checks import check
     from .config import load_config
     from .pipeline import Run
 
     cfg = load_config(cfg_path, overrides or [])
+    check(cfg, stages)
     return Run(cfg, RichReporter())
 
 
 @app.command()
-def validate(config: Path, set_: Optional[List[str]] = SetOpt):
-    """Check a config (keys, names, paths, API key presence) before anything expensive runs."""
-    import os
-
+def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt):
+    """Check a config (keys, names, paths, models, API key) before anything expensive runs."""
+    from .checks import check
     from .config import load_config
 
     cfg = load_config(config, set_ or [])
-    problems = []
-    t = cfg.teacher
-    if t.backend == "openai" and t.api_key_env and not os.environ.get(t.api_key_env):
-        problems.append(f"`teacher.api_key_env`: ${t.api_key_env} is not set")
-    for field, p in (("teacher.path", t.path), ("teacher.exemplars", t.exemplars), ("task.path", cfg.task.path),
-                     ("task.test_path", cfg.task.test_path), ("task.data_dir", cfg.task.data_dir)):
-        if p and not Path(p).exists():
-            problems.append(f"`{field}`: {p} does not exist")
-    if problems:
-        raise CotDistillError(f"{config}: " + "; ".join(problems))
+    check(cfg)
     out_console.print(f"[green]{config}: valid[/green] (methods: {', '.join(cfg.methods)}; out: {cfg.out})")
 
 
 @app.command()
-def generate(config: Path, set_: Optional[List[str]] = SetOpt):
+def generate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt):
     """Load the task and ask the teacher for rationales (cached; a rerun asks only for what is missing)."""
-    run = _run(config, set_)
+    run = _run(config, set_, ("data", "teacher"))
     train, _ = run.data()
     recs = run.generate(train)
     out_console.print(f"{len(recs)} rationale records -> {run.out / 'rationales.jsonl'}")
@@ -132,18 +142,18 @@ def _print_teacher_summary(path: Path) -> None:
 
 
 @app.command()
-def curate(config: Path, set_: Optional[List[str]] = SetOpt):
+def curate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt):
     """Keep rationales whose answer matches gold; write curated.jsonl and curation_stats.json."""
-    run = _run(config, set_)
+    run = _run(config, set_, ("data",))
     kept = run.curate(run.load_stage("rationales.jsonl"))
     out_console.print(f"kept {len(kept)} -> {run.out / 'curated.jsonl'} (stats in curation_stats.json)")
 
 
 @app.command()
-def train(config: Path, method: Optional[str] = typer.Option(None, help="one method (default: all in the config)"),
+def train(config: Path = ConfigArg, method: Optional[str] = typer.Option(None, help="one method (default: all in the config)"),
           set_: Optional[List[str]] = SetOpt):
     """Train a student per method on the curated rationales."""
-    run = _run(config, set_)
+    run = _run(config, set_, ("data", "train"))
     tr, _ = run.data()
     methods = [method] if method else run.cfg.methods
     from .pipeline import _uses_rationales
@@ -155,11 +165,11 @@ def train(config: Path, method: Optional[str] = typer.Option(None, help="one met
 
 
 @app.command()
-def evaluate(config: Path, method: Optional[str] = typer.Option(None), model: Optional[Path] = typer.Option(
+def evaluate(config: Path = ConfigArg, method: Optional[str] = typer.Option(None), model: Optional[Path] = typer.Option(
         None, help="a saved student folder (default: OUT/METHOD/model)"), explain: bool = ExplainOpt,
         set_: Optional[List[str]] = SetOpt):
     """Evaluate trained students on the test split; write predictions.jsonl and metrics.json."""
-    run = _run(config, _explain(set_, explain))
+    run = _run(config, _explain(set_, explain), ("data", "evaluate"))
     _, te = run.data()
     for m in [method] if method else run.cfg.methods:
         _, metrics = run.evaluate(m, te, model)
@@ -181,9 +191,9 @@ def _print_summary(summary: dict) -> None:
 
 
 @app.command("run")
-def run_cmd(config: Path, explain: bool = ExplainOpt, set_: Optional[List[str]] = SetOpt):
+def run_cmd(config: Path = ConfigArg, explain: bool = ExplainOpt, set_: Optional[List[str]] = SetOpt):
     """Run every stage: data, teacher, curation, training, evaluation, report."""
-    run = _run(config, _explain(set_, explain))
+    run = _run(config, _explain(set_, explain), STAGES)
     summary = run.run_all()
     _print_summary(summary)
     out_console.print(f"report: {run.out / 'report.md'}")
@@ -199,7 +209,14 @@ def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
 
     cfg_path = Path(str(files("cotdistill") / "configs" / "demo.yaml"))
     t0 = time.time()
-    run = _run(cfg_path, [f"out={out}", *(set_ or [])])
+    run = _run(cfg_path, [f"out={out}", *(set_ or [])], STAGES)
+    c = run.cfg
+    out_console.print(
+        f"Demo: the exact teacher writes step-by-step rationales for {c.task.n_train:,} synthetic "
+        f"{c.task.display_name} questions; two from-scratch students ({c.student.model}, {c.train.max_steps:,} steps "
+        f"each) learn from them, `direct` (answer only) and `ft_cot` (rationale, then answer), and answer "
+        f"{c.task.n_test} held-out questions. About 4 minutes on an idle 2-core CPU, up to ~11 on a busy one. "
+        f"Output: {run.out}/")
     summary = run.run_all()
     _print_summary(summary)
     d, c = summary["methods"].get("direct", {}), summary["methods"].get("ft_cot", {})
@@ -223,27 +240,60 @@ def list_cmd():
     out_console.print("student presets: " + ", ".join(f"preset:{p}" for p in PRESETS))
 
 
+def _usage_error(e: BaseException) -> bool:
+    """Typer's own (vendored) click exceptions, or click's where typer still uses click: both carry
+    `show()` and `exit_code`. Matched by class so that no undeclared package is imported."""
+    classes: list[type] = [typer.TyperException]
+    click = sys.modules.get("click")
+    if click is not None:
+        classes.append(click.ClickException)
+    return isinstance(e, tuple(classes)) and hasattr(e, "show")
+
+
+INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
+
+
+def _interrupted() -> None:
+    console.print("[bold red]interrupted.[/bold red] Finished stages and checkpoints are kept in the run "
+                  "folder; rerun the same command to resume.", highlight=False)
+    sys.exit(INTERRUPTED)
+
+
 def main() -> None:
     verbose = "-v" in sys.argv or "--verbose" in sys.argv
     sys.argv = [a for a in sys.argv if a not in ("-v", "--verbose")]
     _setup_logging(verbose)
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
     except CotDistillError as e:
         console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        _interrupted()
+    except OSError as e:  # a full disk, a folder that became unwritable, a file removed mid-run
+        if verbose:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        console.print(f"[bold red]error:[/bold red] {escape(where + (e.strerror or str(e)))} (-v for the traceback)",
+                      highlight=False, soft_wrap=True)
+        sys.exit(2)
     except (typer.Exit, SystemExit) as e:
         code = getattr(e, "exit_code", getattr(e, "code", 0))
+        if code == INTERRUPTED:
+            _interrupted()
         sys.exit(code or 0)
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except typer.Abort:
+        console.print("aborted.")
+        sys.exit(1)
+    except Exception as e:
+        if not _usage_error(e):
+            raise  # a bug: keep its traceback
+        e.show(file=sys.stderr)  # type: ignore[attr-defined]  # one line and the usage
+        sys.exit(e.exit_code)  # type: ignore[attr-defined]  # 2 for usage errors
+    # In non-standalone mode typer turns Ctrl-C into a returned 130 rather than an exception.
+    if rv == INTERRUPTED:
+        _interrupted()
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

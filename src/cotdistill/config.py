@@ -5,6 +5,7 @@ in a file are collected and reported together, each with its dotted path.
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,11 @@ class TaskConfig(_Strict):
     n_train: int = Field(2000, ge=0, description="synthetic: training questions; others: cap (0 = all)")
     n_test: int = Field(500, ge=1, description="synthetic: test questions; file without test_path: held out")
     seed: int = 0
+
+    @property
+    def display_name(self) -> str:
+        """What reports and messages call the data: a file's stem, else the task's name."""
+        return Path(self.path).stem if self.source == "file" and self.path else self.name
 
     @model_validator(mode="after")
     def _needs(self):
@@ -146,24 +152,34 @@ class RunConfig(_Strict):
         return get_method(name, self.method_options.get(name))
 
 
-def _coerce(value: str) -> Any:
+def _coerce(item: str, value: str) -> Any:
     """`--set` values are YAML scalars: 3 -> int, true -> bool, null -> None, [a,b] -> list."""
-    return yaml.safe_load(value)
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {item}: the value is not valid YAML ({getattr(e, 'problem', e)}); "
+                          f"quote it, e.g. --set '{item.split('=', 1)[0]}=\"...\"'") from None
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
+def apply_overrides(data: dict, overrides: list[str]) -> dict[str, str]:
+    """Applies `key.sub=value` overrides to `data` in place; returns {dotted key: the override as
+    given}, so that an error in an overridden value is reported against the `--set`, not the file."""
+    given: dict[str, str] = {}
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.sub=value")
+            raise ConfigError(f"--set {item}: must look like key.sub=value")
         key, value = item.split("=", 1)
         node = data
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item}: empty name in key {key.strip()!r}")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {p!r} is not a section")
-        node[parts[-1]] = _coerce(value)
-    return data
+                raise ConfigError(f"--set {item}: {p!r} is not a section")
+        node[parts[-1]] = _coerce(item, value)
+        given[".".join(parts)] = item
+    return given
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -174,27 +190,73 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         where = str(p)
         if not p.exists():
             raise ConfigError(f"{p}: config file not found")
+        if not p.is_file():
+            raise ConfigError(f"{p}: is a directory, not a config file (pass a YAML file such as {p / 'config.yaml'})")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); is this a YAML config?") from None
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise ConfigError(f"{p}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping of sections")
-    data = apply_overrides(data, overrides or [])
-    return validate_config(data, where)
+    given = apply_overrides(data, overrides or [])
+    return validate_config(data, where, given)
 
 
-def validate_config(data: dict, where: str = "config") -> RunConfig:
+def _field_names(loc: tuple) -> list[str]:
+    """The config keys allowed beside `loc[-1]` (for a did-you-mean on an unknown key)."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return list(getattr(model, "model_fields", {}))
+
+
+# Names users bring from other trainers (TRL, nanoGPT, torchtune) that difflib cannot match.
+_ALIASES = {"lr": "learning_rate", "bs": "batch_size", "batch": "batch_size", "steps": "max_steps",
+            "num_steps": "max_steps", "train_steps": "max_steps", "max_len": "max_length", "warmup": "warmup_steps",
+            "wd": "weight_decay", "model_name": "model", "model_name_or_path": "model", "n": "n_samples"}
+
+
+def _near_key(key: str, allowed: list[str]) -> str | None:
+    if _ALIASES.get(key) in allowed:
+        return _ALIASES[key]
+    near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+    return near[0] if near else None
+
+
+def _origin(loc: tuple, given: dict[str, str], where: str) -> str:
+    """Where a bad value came from: the `--set` that set it (or a section above it), else the file."""
+    for i in range(len(loc), 0, -1):
+        key = ".".join(str(p) for p in loc[:i])
+        if key in given:
+            return f"--set {given[key]}"
+    return where
+
+
+def validate_config(data: dict, where: str = "config", given: dict[str, str] | None = None) -> RunConfig:
+    given = given or {}
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
         lines = []
         for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<top>"
-            msg = "unknown key (not a config field)" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"  {where}: `{loc}`: {msg}")
+            loc = tuple(err["loc"])
+            dotted = ".".join(str(p) for p in loc) or "<top>"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                near = _near_key(str(loc[-1]), _field_names(loc))
+                prefix = ".".join(str(p) for p in loc[:-1])
+                hint = f"; did you mean `{prefix + '.' if prefix else ''}{near}`?" if near else ""
+                msg = f"unknown key (not a config field){hint}"
+            lines.append(f"  {_origin(loc, given, where)}: `{dotted}`: {msg}")
         raise ConfigError(f"{len(lines)} problem(s) in config:\n" + "\n".join(lines)) from None
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None

@@ -23,12 +23,15 @@ def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = 
     """(model, tokenizer, is_seq2seq) from a hub id or a local directory."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    local = Path(name_or_path).exists()
+    from .checks import model_source_problem
+
+    problem = model_source_problem(name_or_path)  # fail at once, not after the hub client's retries
+    if problem:
+        raise ModelError(f"cannot load model: {problem}")
     try:
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except Exception as e:
-        where = "local directory" if local else "hub id (no hub is reachable offline; pass a local path)"
-        raise ModelError(f"cannot load model config from {name_or_path!r} as a {where}: {e}") from None
+        raise ModelError(f"cannot load model config from {name_or_path!r}: {e}") from None
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     kwargs = {"trust_remote_code": trust_remote_code, "use_safetensors": True}

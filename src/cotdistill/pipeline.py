@@ -102,6 +102,11 @@ class Run:
         write_jsonl(self.out / "curated.jsonl", kept)
         write_json(self.out / "curation_stats.json", stats.as_dict())
         log.info("curation: kept %d of %d samples; dropped %s", stats.kept, stats.samples, dict(stats.dropped))
+        if not kept:
+            why = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.most_common()) or "no rationales"
+            raise DataError(f"curation kept 0 of {stats.samples} teacher rationales ({why}; details in "
+                            f"{self.out / 'curation_stats.json'}): check task.kind and the teacher's answers in "
+                            f"{self.out / 'rationales.jsonl'}")
         return kept
 
     def load_stage(self, name: str) -> list[dict]:
@@ -176,7 +181,12 @@ class Run:
 
         method = self.cfg.method(method_name)
         mdir = self.out / method_name
+        if model_dir is not None and not Path(model_dir).exists():
+            raise DataError(f"--model {model_dir}: no such folder")
         model_dir = Path(model_dir or mdir / "model")
+        if not model_dir.exists():
+            raise DataError(f"{method_name!r} is not trained yet ({model_dir} does not exist): train it first with "
+                            f"`cotdistill train CONFIG --method {method_name}` (or `cotdistill run CONFIG`)")
         model, tok, seq2seq = self.load_trained(model_dir)
         method.load_extras(model_dir, model)
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
@@ -211,6 +221,9 @@ class Run:
     # -- all stages ------------------------------------------------------------------------------
     def prepare(self) -> tuple[list[Example], list[Example], list[dict]]:
         """Stages 1-3, shared by every method of the run: (train, test, curated rationales)."""
+        from .checks import check
+
+        check(self.cfg)  # before the first teacher request: a typo must not cost a paid pass
         train, test = self.data()
         curated: list[dict] = []
         if any(_uses_rationales(m) for m in self.cfg.methods):
@@ -228,7 +241,7 @@ class Run:
         """Writes OUT/summary.json and the report from every method's row and predictions."""
         from .report import write_report
 
-        summary = {"task": self.cfg.task.name, "student": self.cfg.student.model, "teacher": self.cfg.teacher.backend,
+        summary = {"task": self.cfg.task.display_name, "student": self.cfg.student.model, "teacher": self.cfg.teacher.backend,
                    "n_train": n_train, "n_test": n_test, "methods": {m: rows[m] for m in self.cfg.methods},
                    **provenance(self.cfg)}
         if (self.out / "curation_stats.json").exists() and any(_uses_rationales(m) for m in self.cfg.methods):

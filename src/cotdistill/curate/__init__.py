@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..tasks.answers import extract, is_correct, normalize_gold
+from ..tasks.answers import abstains, extract, is_correct, normalize_gold
 
 
 @dataclass
@@ -27,13 +27,22 @@ class CurationStats:
 
 def teacher_answer(rec: dict, answer_source: str = "stage2") -> str | None:
     """The teacher's answer: first candidate of the stage-2 completion (Zero-shot-CoT's answer
-    read-out), falling back to the last candidate of the rationale when stage 2 has none."""
+    read-out), falling back to the last candidate of the rationale when stage 2 has none. A
+    stage 2 that hedges ("it depends") is an abstention: the rationale is not searched for a word
+    that happens to match."""
     kind, choices = rec["kind"], rec.get("choices")
     if answer_source == "stage2" and rec.get("answer_text"):
+        if abstains(rec["answer_text"]):
+            return None
         got = extract(rec["answer_text"], kind, choices, position="first")
         if got is not None:
             return got
     return extract(rec["rationale"], kind, choices, position="last")
+
+
+def teacher_abstained(rec: dict, answer_source: str = "stage2") -> bool:
+    texts = [rec.get("answer_text") or ""] if answer_source == "stage2" else []
+    return any(abstains(t) for t in [*texts, rec["rationale"]] if t)
 
 
 def curate(records: list[dict], *, dedupe: bool = True, keep_truncated: bool = False,
@@ -53,7 +62,7 @@ def curate(records: list[dict], *, dedupe: bool = True, keep_truncated: bool = F
         if not r["rationale"].strip():
             st.dropped["empty_rationale"] += 1
         elif pred is None:
-            st.dropped["no_answer_found"] += 1
+            st.dropped["abstained" if teacher_abstained(r, answer_source) else "no_answer_found"] += 1
         elif not ok:
             st.dropped["wrong_answer"] += 1
         elif r.get("finish_reason") == "length" and not keep_truncated:

@@ -6,7 +6,7 @@ import math
 from typing import Callable
 
 from ..methods.base import Method
-from ..tasks.answers import is_correct, normalize_gold
+from ..tasks.answers import abstains, is_correct, normalize_gold
 from ..tasks.schema import Example
 
 
@@ -37,6 +37,7 @@ def predict(
         records.append({
             "id": ex.id, "question": ex.question, "generation": g.text, "rationale": parsed.rationale,
             "prediction": parsed.answer, "gold": gold, "correct": is_correct(parsed.answer, gold, ex.kind),
+            "abstained": parsed.answer is None and abstains(g.text),
             "generated_tokens": g.completion_tokens + o.extra_tokens, "finish_reason": g.finish_reason,
             "seconds": round(o.seconds if o.seconds is not None else g.duration_s, 6), **o.extra,
         })
@@ -52,6 +53,7 @@ def summarize(preds: list[dict]) -> dict:
         "ci95": [round(100 * lo, 2), round(100 * hi, 2)],
         "mean_generated_tokens": round(sum(p["generated_tokens"] for p in preds) / n, 2) if n else 0.0,
         "no_answer": sum(p["prediction"] is None for p in preds),
+        "abstained": sum(bool(p.get("abstained")) for p in preds),  # part of no_answer: the student hedged
         "truncated": sum(p["finish_reason"] == "length" for p in preds),
         "seconds_per_100": round(100 * sum(p["seconds"] for p in preds) / n, 3) if n else 0.0,
         **_by_mode(preds),

@@ -89,9 +89,15 @@ def train_student(
         done = _finished(model, last, ckpt_dir, cfg.max_steps)
         if done is not None:
             steps, best, best_step, history = done
+            if progress:
+                progress(steps)
             return TrainResult(steps, len(train_feats), len(val_feats), skipped, best, best_step, longest, history)
 
     class Hooks(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            if progress and state.global_step:  # resumed: the bar starts where the checkpoint left off
+                progress(state.global_step)
+
         def on_step_end(self, args, state, control, **kw):
             if progress:
                 progress(1)

@@ -41,11 +41,23 @@ def load_task(cfg) -> tuple[list[Example], list[Example]]:
     else:
         train = _cap(load_hf_dataset(cfg.name, cfg.kind, cfg.hf_train_split, cfg.columns), cfg.n_train)
         test = load_hf_dataset(cfg.name, cfg.kind, cfg.hf_test_split, cfg.columns)
+    name = cfg.display_name
     if not train:
-        raise DataError(f"task {cfg.name!r}: the training set is empty")
+        raise DataError(f"task {name!r}: the training set is empty")
     if not test:
-        raise DataError(f"task {cfg.name!r}: the test set is empty")
-    ids = [e.id for e in train + test]
-    if len(set(ids)) != len(ids):
-        raise DataError(f"task {cfg.name!r}: example ids are not unique across train and test")
+        raise DataError(f"task {name!r}: the test set is empty")
+    _check_unique(train, test, cfg)
     return train, test
+
+
+def _check_unique(train: list[Example], test: list[Example], cfg) -> None:
+    """Ids key the teacher cache, rationales and predictions: one id, one question."""
+    seen: set[str] = set()
+    for split, exs in (("train", train), ("test", test)):
+        for e in exs:
+            if e.id in seen:
+                where = {"file": f"{cfg.path} and {cfg.test_path}" if cfg.test_path else cfg.path,
+                         "hf": f"{cfg.name} splits {cfg.hf_train_split!r} and {cfg.hf_test_split!r}"}.get(cfg.source, cfg.name)
+                raise DataError(f"task {cfg.display_name!r}: id {e.id!r} occurs twice (second time in the {split} "
+                                f"split; data: {where}); ids must be unique across train and test")
+            seen.add(e.id)

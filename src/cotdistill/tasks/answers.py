@@ -62,10 +62,13 @@ def number_candidates(text: str) -> list[str]:
     return out
 
 
+# A lower-case letter is a choice only where nothing follows it but punctuation ("the answer is b.");
+# "the answer is a car" names no option.
+_LETTER = r"(?:([A-Z])\b(?![\w'])|([a-z])(?=\s*(?:$|[.,;:!?)\]\n])))"
 _CHOICE_PATTERNS = [
     re.compile(r"\(([A-Za-z])\)"),  # (B) or (b)
     re.compile(r"(?<![\w(])([A-Z])\)"),  # B)
-    re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*\(?([A-Za-z])\b(?![\w'])", re.I),
+    re.compile(r"(?i:answer|option|choice)\s*(?:is|:)?\s*:?\s*\(?" + _LETTER),
     re.compile(r"^\s*([A-Z])\s*[.:]?\s*$"),  # the whole text is a bare letter
     re.compile(r"^\s*([A-Z])\s*:\s"),  # "C: 01/02/2008" (the option letter leads)
 ]
@@ -77,13 +80,14 @@ def choice_candidates(text: str, choices: Sequence[str] | None = None) -> list[s
     hits: list[tuple[int, str]] = []
     for pat in _CHOICE_PATTERNS:
         for m in pat.finditer(text):
-            hits.append((m.start(1), m.group(1).upper()))
+            g = next(i for i in range(1, (pat.groups or 0) + 1) if m.group(i))
+            hits.append((m.start(g), m.group(g).upper()))
     if choices:  # an option's own text spelled out ("05/01/2021") names its letter too
         low = text.lower()
         for letter, opt in zip(choice_letters(len(choices)), choices):
             o = opt.strip().lower()
-            if len(o) >= 2:
-                for m in re.finditer(re.escape(o), low):
+            if len(o) >= 2:  # as a whole word: the option "no" is not in "know"
+                for m in re.finditer(r"(?<!\w)" + re.escape(o) + r"(?!\w)", low):
                     hits.append((m.start(), letter))
     seen_pos: set[int] = set()
     out = []
@@ -95,18 +99,51 @@ def choice_candidates(text: str, choices: Sequence[str] | None = None) -> list[s
     return out
 
 
-_YES = {"yes", "true", "yeah", "correct"}
-_NO = {"no", "false", "incorrect"}
+_YES_NO = {"yes": "yes", "true": "yes", "correct": "yes", "no": "no", "false": "no", "incorrect": "no"}
+_YN = r"(yes|no|true|false|correct|incorrect)"
+_END = r"(?=\s*(?:$|[.,;:!?)\]\"'*\n]))"  # the word ends its clause: "no." but not "no one"
+# Where a yes/no is an answer, in reading order (the first group that matched is the word):
+_YES_NO_PATTERNS = [
+    # an answer phrase anywhere: "the answer is yes", "Answer: No", "the answer (Yes or No) is no"
+    re.compile(r"\banswer\b(?:\s*\([^)]*\))?\s*(?:is|would be|will be|:)\s*:?\s*[\"'(*]*\s*" + _YN + r"\b", re.I),
+    # a conclusion: "So, no.", "Therefore yes", ", so no" at the end of a clause
+    re.compile(r"(?:^|[.!?,;:\n]\s*)(?:so|therefore|thus|hence|in conclusion|in summary|overall)\s*,?\s*"
+               r"(?:the answer is\s*)?[\"'(*]*" + _YN + _END, re.I),
+    # the answer text starts with the word: "Yes, the coin...", "No.", "True", "No it is not"
+    re.compile(r"^\s*[\"'(*]*\s*(yes)\b", re.I),
+    re.compile(r"^\s*[\"'(*]*\s*(no|true|false|correct|incorrect)" + _END, re.I),
+    re.compile(r"^\s*[\"'(*]*\s*(no)\s+(?=(?:it|this|that|the|he|she|they|we|i|because|since|as|not)\b)", re.I),
+]
+
+# Hedges: text that declines to answer. Where one appears and no answer phrase does, the text holds
+# no answer, even if a number or a "no" occurs in it ("there is no definitive answer", "there are
+# 2 possible answers"). Curation and evaluation count these as abstentions.
+_ABSTAIN = re.compile(
+    r"\bit (?:really )?depends\b|\bunclear\b|\b(?:cannot|can ?not|can't|could not|couldn't) (?:be )?"
+    r"(?:determined?|known|answered|tell|say|know for sure)\b|\bimpossible to (?:tell|say|know|determine|answer)\b"
+    r"|\b(?:not|in) ?(?:enough|sufficient|insufficient) information\b|\binsufficient information\b"
+    r"|\bthere (?:is|'s) no (?:\w+ )?answer\b|\bno (?:definitive|definite|clear|single|correct|right) answer\b"
+    r"|\b(?:two|2|several|multiple|many|more than one) (?:possible |different )?answers\b"
+    r"|\b(?:i|we) (?:don't|do not) know\b|\bnot sure\b|\bfor sure\b|\bnot possible to (?:tell|say|know|determine)\b",
+    re.I,
+)
+_ANSWER_PHRASE = re.compile(r"\banswer\b(?:\s*\([^)]*\))?\s*(?:is|would be|will be|:)(?!\s*(?:not|unclear|uncertain)\b)", re.I)
+
+
+def abstains(text: str) -> bool:
+    """The text hedges ("it depends", "cannot be determined", "there is no definitive answer",
+    "2 possible answers") and commits to no answer with an answer phrase."""
+    return bool(_ABSTAIN.search(text)) and not _ANSWER_PHRASE.search(text)
 
 
 def yes_no_candidates(text: str) -> list[str]:
-    out = []
-    for w in re.findall(r"[a-z]+", text.lower()):
-        if w in _YES:
-            out.append("yes")
-        elif w in _NO:
-            out.append("no")
-    return out
+    """Only anchored yes/no words: an answer phrase, a conclusion, or the first word of the text.
+    A "no" or "true" elsewhere in free text ("there is no way", "it is true that") is no answer."""
+    hits: dict[int, str] = {}
+    for pat in _YES_NO_PATTERNS:
+        for m in pat.finditer(text):
+            hits.setdefault(m.start(1), _YES_NO[m.group(1).lower()])
+    return [hits[k] for k in sorted(hits)]
 
 
 def normalize_text(s: str) -> str:
@@ -135,7 +172,13 @@ def normalize_label(s: str) -> str:
 
 
 def candidates(text: str, kind: AnswerKind | str, choices: Sequence[str] | None = None) -> list[str]:
-    kind = AnswerKind(kind)
+    """Every answer of `kind` in `text`, normalised, in reading order; none when the text abstains."""
+    if abstains(text):
+        return []
+    return _candidates(text, AnswerKind(kind), choices)
+
+
+def _candidates(text: str, kind: AnswerKind, choices: Sequence[str] | None) -> list[str]:
     if kind is AnswerKind.number:
         return number_candidates(text)
     if kind is AnswerKind.choice:
@@ -162,14 +205,41 @@ def normalize_gold(answer: str, kind: AnswerKind | str, choices: Sequence[str] |
     if kind is AnswerKind.number:
         return parse_number(str(answer)) or str(answer).strip()
     if kind is AnswerKind.choice:
-        a = str(answer).strip().strip("()").upper()
-        return a
+        a = str(answer).strip()
+        for letter, opt in zip(choice_letters(len(choices or [])), choices or []):
+            if a.lower() == opt.strip().lower() and len(a) > 1:  # the option's text instead of its letter
+                return letter
+        return a.strip("()").upper()
     if kind is AnswerKind.yes_no:
         c = yes_no_candidates(str(answer))
         return c[0] if c else normalize_text(str(answer))
     if kind is AnswerKind.label:
         return normalize_label(str(answer))
     return normalize_text(str(answer))
+
+
+def gold_problem(answer: str, kind: AnswerKind | str, choices: Sequence[str] | None = None) -> str | None:
+    """Why a gold answer is unusable under its kind (so it is rejected at load time, not scored
+    as a question nobody can get right), or None."""
+    kind = AnswerKind(kind)
+    a = str(answer)
+    if kind is AnswerKind.number:
+        found = number_candidates(a)
+        if len(found) != 1:
+            return f"{a!r} is not a number" if not found else f"{a!r} holds {len(found)} numbers, not one"
+    elif kind is AnswerKind.choice:
+        if not choices:
+            return ("a choice question needs its options: give the record a `choices` list (CSV: 'x|y|z'), "
+                    "or write them in the question as '(A) x (B) y'")
+        valid = choice_letters(len(choices))
+        if normalize_gold(a, kind, choices) not in valid:
+            return f"{a!r} is not one of the options {', '.join(valid)} (or their texts)"
+    elif kind is AnswerKind.yes_no:
+        if normalize_gold(a, kind) not in ("yes", "no"):
+            return f"{a!r} is not yes/no (or true/false)"
+    elif not normalize_gold(a, kind):
+        return "the answer is empty"
+    return None
 
 
 def is_correct(pred: str | None, gold: str, kind: AnswerKind | str) -> bool:

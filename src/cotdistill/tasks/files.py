@@ -5,40 +5,54 @@ Every record is validated; an error names the file, the line and the field.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..errors import DataError
-from .schema import AnswerKind, Example
+from .schema import AnswerKind, Example, choices_from_question
 
 DEFAULT_COLUMNS = {"id": "id", "question": "question", "answer": "answer", "choices": "choices"}
+
+
+def read_text(path: Path) -> str:
+    """A data file's text; a missing file, a folder or bytes that are not UTF-8 name the file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a data file")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {col}); "
+                        f"re-save the file as UTF-8") from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; malformed JSON names the line."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    # split on "\n" only: str.splitlines() would also split inside a JSON string holding U+2028
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def read_json(path: Path) -> Any:
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
 
@@ -53,6 +67,7 @@ def records_to_examples(
     {field: column}. Unmapped columns go to metadata."""
     cols = {**DEFAULT_COLUMNS, **(columns or {})}
     out = []
+    first_seen: dict[str, str] = {}
     for i, (where, rec) in enumerate(records):
         for field in ("question", "answer"):
             if cols[field] not in rec or rec[cols[field]] in (None, ""):
@@ -60,9 +75,15 @@ def records_to_examples(
         choices = rec.get(cols["choices"])
         if isinstance(choices, str):  # CSV: options separated by '|'
             choices = [c.strip() for c in choices.split("|") if c.strip()]
+        if not choices and AnswerKind(kind) is AnswerKind.choice:
+            choices = choices_from_question(str(rec[cols["question"]]))
         used = {cols[k] for k in cols}
+        ex_id = str(rec.get(cols["id"], f"{id_prefix}{i}"))
+        if ex_id in first_seen:
+            raise DataError(f"{where}: duplicate id {ex_id!r} (first at {first_seen[ex_id]}); ids must be unique")
+        first_seen[ex_id] = where
         obj = {
-            "id": str(rec.get(cols["id"], f"{id_prefix}{i}")),
+            "id": ex_id,
             "question": str(rec[cols["question"]]),
             "answer": str(rec[cols["answer"]]),
             "kind": kind,
@@ -85,10 +106,7 @@ def load_file(path: str | Path, kind: AnswerKind | str, columns: dict[str, str] 
             raise DataError(f"{path}: expected a JSON list of objects")
         recs = ((f"{path}[{i}]", r) for i, r in enumerate(data))
     elif suffix == ".csv":
-        if not path.exists():
-            raise DataError(f"{path}: file not found")
-        with path.open(encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
         recs = ((f"{path}:{i + 2}", r) for i, r in enumerate(rows))  # line 1 is the header
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .csv")

@@ -33,12 +33,18 @@ class Example(BaseModel):
     @classmethod
     def parse(cls, obj: Any, where: str) -> "Example":
         """Validate one record, naming `where` (file:line) and the field in the error."""
+        from .answers import gold_problem
+
         try:
-            return cls.model_validate(obj)
+            ex = cls.model_validate(obj)
         except ValidationError as e:
             err = e.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "<record>"
             raise DataError(f"{where}: field {field!r}: {err['msg']}") from None
+        problem = gold_problem(ex.answer, ex.kind, ex.choices)
+        if problem:
+            raise DataError(f"{where}: field 'answer': {problem} (task kind {ex.kind.value!r})")
+        return ex
 
 
 def choice_letters(n: int) -> list[str]:

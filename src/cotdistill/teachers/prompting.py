@@ -71,19 +71,13 @@ class FewShotCoT:
 def load_few_shot(path: str, task: str) -> FewShotCoT:
     """Exemplars from Fine-tune-CoT's few_shot_cot_prompts.json ({task: {"prompt": text}}) or from a
     JSON list / JSONL of {question, rationale, answer}."""
-    import json
     from pathlib import Path
 
     from ..errors import DataError
+    from ..tasks.files import read_json, read_jsonl
 
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: exemplar file not found")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if p.suffix != ".jsonl" else [json.loads(l) for l in text.splitlines() if l.strip()]
-    except json.JSONDecodeError as e:
-        raise DataError(f"{p}:{e.lineno}: malformed JSON ({e.msg})") from None
+    data = [r for _, r in read_jsonl(p)] if p.suffix == ".jsonl" else read_json(p)
     if isinstance(data, dict):
         if task not in data:
             raise DataError(f"{p}: no exemplars for task {task!r}; it has {sorted(data)}")

@@ -1,0 +1,175 @@
+"""Preflight: every problem in a config that can be found without running anything (names, paths,
+combinations, credentials, where models come from), all reported together.
+
+`validate` runs every check; each command runs the checks for the stages it will run before its
+first expensive step, so a typo in a student name costs nothing, not a paid teacher pass.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import socket
+import tempfile
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import urlparse
+
+from .config import RunConfig
+from .errors import ConfigError, CotDistillError
+
+STAGES = ("data", "teacher", "train", "evaluate")
+
+# "org/name" or "name" (letters, digits, - _ .): anything else cannot be a hub id.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def check(cfg: RunConfig, stages: Iterable[str] = STAGES) -> None:
+    """Raises one ConfigError listing every problem found for `stages`."""
+    found = problems(cfg, stages)
+    if found:
+        raise ConfigError(f"{len(found)} problem(s) in config:\n" + "\n".join(f"  {p}" for p in found))
+
+
+def problems(cfg: RunConfig, stages: Iterable[str] = STAGES) -> list[str]:
+    stages = set(stages)
+    unknown = stages - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown stages {sorted(unknown)}")
+    found = [*_out_problems(cfg.out), *_task_problems(cfg)]
+    if "teacher" in stages and _needs_teacher(cfg):
+        found += _teacher_problems(cfg)
+    if "train" in stages:
+        found += _model_problems(cfg.student.model, "student.model")
+    return found
+
+
+def _needs_teacher(cfg: RunConfig) -> bool:
+    from .methods import METHODS
+
+    return any(METHODS.get(m).uses_rationales for m in cfg.methods)
+
+
+def _out_problems(out: str) -> list[str]:
+    """`out` must be a folder we can create and write in; checked without creating anything."""
+    p = Path(out).expanduser()
+    if p.exists() and not p.is_dir():
+        return [f"`out`: {p} is an existing file, not a folder; choose another output folder"]
+    parent = p
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return [f"`out`: cannot create {p}: {parent} is a file"]
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        return [f"`out`: cannot write {p}: creating a file in {parent} failed ({e.strerror}); choose a writable folder"]
+    return []
+
+
+def _exists(path: str | None, field: str, what: str = "file") -> list[str]:
+    if path and not Path(path).expanduser().exists():
+        return [f"`{field}`: {path} does not exist"]
+    if path and what == "file" and Path(path).expanduser().is_dir():
+        return [f"`{field}`: {path} is a folder, not a {what}"]
+    return []
+
+
+def _task_problems(cfg: RunConfig) -> list[str]:
+    from .registry import unknown_name
+
+    t = cfg.task
+    if t.source == "synthetic":
+        from .tasks.synthetic import SYNTHETIC, make_synthetic
+
+        if t.name not in SYNTHETIC:
+            return [f"`task.name`: {unknown_name('synthetic task', t.name, SYNTHETIC.names())}"]
+        try:
+            make_synthetic(t.name, t.params)
+        except CotDistillError as e:
+            return [f"`task.params`: {e}"]
+        return []
+    if t.source == "benchmark":
+        from .tasks.benchmarks import BENCHMARKS
+
+        found = [] if t.name in BENCHMARKS else [f"`task.name`: {unknown_name('benchmark', t.name, BENCHMARKS)}"]
+        if not Path(t.data_dir).is_dir():  # type: ignore[arg-type]  # required by TaskConfig
+            found.append(f"`task.data_dir`: {t.data_dir} is not a folder")
+        elif not (Path(t.data_dir) / "reasoning").is_dir():  # type: ignore[arg-type]
+            found.append(f"`task.data_dir`: {t.data_dir} has no reasoning/ folder (the benchmarks' folder)")
+        return found
+    if t.source == "file":
+        found = _exists(t.path, "task.path") + _exists(t.test_path, "task.test_path")
+        for field, p in (("task.path", t.path), ("task.test_path", t.test_path)):
+            if p and Path(p).suffix.lower() not in (".jsonl", ".json", ".csv"):
+                found.append(f"`{field}`: {p}: unsupported file type {Path(p).suffix!r}; use .jsonl, .json or .csv")
+        return found
+    return []
+
+
+def _teacher_problems(cfg: RunConfig) -> list[str]:
+    t, found = cfg.teacher, []
+    if t.backend == "exact" and cfg.task.source != "synthetic":
+        found.append(f"`teacher.backend`: 'exact' solves only the built-in synthetic tasks, and task.source is "
+                     f"{cfg.task.source!r}; use openai, transformers, vllm or replay")
+    if t.backend == "openai" and t.api_key_env and not os.environ.get(t.api_key_env):
+        found.append(f"`teacher.api_key_env`: ${t.api_key_env} is not set (set it, or `teacher.api_key_env: null` "
+                     f"for a server that needs no key)")
+    if t.backend in ("transformers", "vllm") and t.model:
+        found += _model_problems(t.model, "teacher.model")
+    found += _exists(t.path, "teacher.path") + _exists(t.exemplars, "teacher.exemplars")
+    return found
+
+
+def looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or not _HUB_ID.match(name)
+
+
+def _model_problems(name: str, field: str) -> list[str]:
+    if name.startswith("preset:"):
+        from .registry import unknown_name
+        from .students.presets import PRESETS
+
+        preset = name.split(":", 1)[1]
+        return [] if preset in PRESETS else [f"`{field}`: {unknown_name('student preset', preset, PRESETS)}"]
+    problem = model_source_problem(name)
+    return [f"`{field}`: {problem}"] if problem else []
+
+
+def model_source_problem(name: str) -> str | None:
+    """Why `name` cannot be loaded as a local model folder or hub id, or None if it may load."""
+    p = Path(name).expanduser()
+    if p.exists():
+        if p.is_dir() and (p / "config.json").exists():
+            return None
+        return f"{name} exists but is not a saved model folder (no config.json in it)"
+    if looks_like_path(name):
+        return f"{name} does not exist (a local model folder was expected)"
+    return _hub_problem(name)
+
+
+def _hub_problem(repo_id: str) -> str | None:
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return (f"{repo_id!r} is not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE is set; "
+                f"pass the path of a saved model")
+    endpoint = constants.ENDPOINT
+    if not _reachable(endpoint):
+        return (f"{repo_id!r} is not a local folder and no model hub is reachable ({endpoint}); pass the path of a "
+                f"saved model, or set HF_ENDPOINT to a reachable hub")
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub: a fast 'no' instead of ~25 s of retries inside from_pretrained."""
+    u = urlparse(url)
+    try:
+        with socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=timeout):
+            return True
+    except OSError:
+        return False
