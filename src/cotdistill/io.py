@@ -39,6 +39,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def ordinary_modes(folder: str | Path) -> None:
+    """Give files saved by libraries that write through private temp files (safetensors in
+    save_pretrained comes out 0600) the permissions of any other result file."""
+    for f in Path(folder).rglob("*"):
+        if f.is_file():
+            os.chmod(f, FILE_MODE)
+
+
 def write_json(path: str | Path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 

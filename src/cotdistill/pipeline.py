@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Protocol
 from . import __version__
 from .config import RunConfig, dump_config
 from .errors import ConfigError, DataError
-from .io import read_jsonl_list, write_json, write_jsonl
+from .io import ordinary_modes, read_jsonl_list, write_json, write_jsonl
 from .tasks.schema import Example
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ class Run:
         extra = method.after_train(model, tok, seq2seq, held + va, tmp,
                                    max_new_tokens=self._max_new_tokens(res.max_target_tokens),
                                    batch_size=self.cfg.eval.batch_size, reporter=self.rep)
+        ordinary_modes(tmp)
         shutil.rmtree(mdir / "model", ignore_errors=True)
         tmp.rename(mdir / "model")
         info = {"method": method_name, "steps": res.steps, "train_pairs": res.train_pairs, "val_pairs": res.val_pairs,

@@ -128,9 +128,9 @@ def test_cli_run_validate_and_list(tmp_path):
 @pytest.mark.parametrize("content,match", [
     ("train:\n  max_stepz: 3\n", "train.max_stepz"),
     ("methods: [ft_cott]\n", "Did you mean 'ft_cot'"),
-    ("task:\n  source: file\n  path: /nope.jsonl\n  kind: number\n", "/nope.jsonl: file not found"),
+    ("task:\n  source: file\n  path: /nope.jsonl\n  kind: number\n", "`task.path`: /nope.jsonl does not exist"),
     ("teacher:\n  backend: openai\n  model: m\n  api_key_env: COTDISTILL_NO_SUCH_KEY\n", "COTDISTILL_NO_SUCH_KEY is not set"),
-    ("student:\n  model: /no/such/student\nmethods: [direct]\n", "cannot load model config from '/no/such/student'"),
+    ("student:\n  model: /no/such/student\nmethods: [direct]\n", "`student.model`: /no/such/student does not exist"),
     ("student:\n  model: preset:huge\nmethods: [direct]\n", "unknown student preset 'huge'"),
     ("task:\n  name: coin_flipp\n", "Did you mean 'coin_flip'"),
 ])
@@ -147,8 +147,8 @@ def test_cli_bad_jsonl_line_is_named(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"question": "1+1", "answer": "2"}\n{"question": "2+2"}\n')
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"task:\n  source: file\n  path: {data}\n  kind: number\nout: {tmp_path / 'out'}\n")
-    r = cli("generate", str(cfg))
+    cfg.write_text(f"task:\n  source: file\n  path: {data}\n  kind: number\nmethods: [direct]\nout: {tmp_path / 'out'}\n")
+    r = cli("train", str(cfg))
     assert r.returncode == 2 and f"{data}:2: missing field 'answer'" in r.stderr
     assert not (tmp_path / "out" / "data" / "train.jsonl").exists()
 

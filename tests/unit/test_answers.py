@@ -1,7 +1,7 @@
 """Table-driven tests of the one extractor per answer kind, failures included."""
 import pytest
 
-from cotdistill.tasks.answers import candidates, extract, is_correct, normalize_gold
+from cotdistill.tasks.answers import abstains, candidates, extract, gold_problem, is_correct, normalize_gold
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -39,21 +39,102 @@ def test_number_candidates(text, expected):
     ("April 30 is (F).", None, "F"),
     ("I pick (G)", ["x", "y", "z"], None),  # not a valid option
     ("It is 05/01/2021.", ["06/12/2021", "05/01/2021"], "B"),  # option text names its letter
+    # letters inside ordinary words and phrases are not options
+    ("The answer is a car.", None, None),
+    ("My choice is a red one", None, None),
+    ("The answer is a.", None, "A"),  # a lone lower-case letter ending the clause is an option
+    ("answer: b", None, "B"),
+    ("I know the answer.", ["yes", "no"], None),  # the option "no" is not inside "know"
+    ("I think no.", ["yes", "no"], "B"),
+    ("(A) is wrong because I said so; the answer is (C)", None, "A"),  # reading order: first marker
 ])
 def test_choice_extraction(text, choices, expected):
     assert extract(text, "choice", choices) == expected
 
 
 @pytest.mark.parametrize("text,expected", [
+    # an answer word leading the answer text
     ('"Yes, the coin is heads up."', "yes"),
     ("No.", "no"),
-    ("The coin is not heads up, so no", "no"),
+    ("no", "no"),
+    (" yes", "yes"),
+    ("Yes it is.", "yes"),
+    ("No it is not.", "no"),
+    ("No, because the coin was flipped twice.", "no"),
+    (" no - the coin is not heads up anymore.", "no"),  # text-davinci-002 stage 2, Coin Flip
+    (": Yes", "yes"),  # the stage-2 prompt ends "the answer is", so completions may start with ':'
+    (":\n\nYes, the coin is still heads up.", "yes"),
     ("true", "yes"),
+    ("False.", "no"),
+    ("Correct.", "yes"),
+    ("Incorrect", "no"),
+    # an answer phrase or a conclusion anywhere
+    ("The coin is not heads up, so no", "no"),
+    ("Let me think. So, no.", "no"),
+    ("Therefore, yes.", "yes"),
+    ("Flips: 3. So the answer is yes, the coin is still heads up.", "yes"),
+    ("The answer (Yes or No) is no.", "no"),
+    ("Answer: No", "no"),
+    ("The answer is true.", "yes"),
+    # free text that merely contains the words
     ("Nothing", None),  # "nothing" is not "no"
     ("yesterday", None),
+    ("No one flipped the coin, so it is heads up.", None),
+    ("No matter who flips it, the coin ends tails up.", None),
+    ("There is no way to flip a coin twice at once.", None),
+    ("It is true that Whitney flipped the coin.", None),
+    ("That would be correct if Erika had flipped it.", None),
+    ("The coin is heads up; it is not false that it was flipped.", None),
+    ("So no one knows.", None),  # "so no" must end its clause
+    # hedges: no answer, however many answer words they contain
+    ("There is no definitive answer to this question.", None),
+    ("There's no answer to this.", None),
+    ("It depends on who flipped the coin.", None),
+    ("It is unclear whether the coin is heads up.", None),
+    ("This cannot be determined from the information given.", None),
+    ("We don't know for sure, but probably no.", None),
+    ("No definitive answer can be given.", None),
+    ("It's impossible to say; no information about the last flip.", None),
+    ("There is not enough information. No.", None),
+    ("It depends, but the answer is yes.", "yes"),  # an answer phrase commits to an answer
 ])
 def test_yes_no(text, expected):
     assert extract(text, "yes_no") == expected
+
+
+@pytest.mark.parametrize("text", [
+    "There is no definitive answer to this question.",
+    "It depends on the coin.",
+    "The outcome is unclear.",
+    "It cannot be determined.",
+    "There are 2 possible answers: 5 or 7.",
+    "We don't know for sure.",
+    "There is not enough information to answer.",
+])
+def test_abstentions_are_recognised(text):
+    assert abstains(text)
+    assert candidates(text, "number") == candidates(text, "yes_no") == candidates(text, "text") == []
+
+
+@pytest.mark.parametrize("text", [
+    "The answer is 5.",
+    "No, the coin is tails up.",
+    "It depends on nothing: the answer is 3.",
+    "Whitney flips the coin, so it's now tails up.",
+])
+def test_answers_are_not_abstentions(text):
+    assert not abstains(text)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("There are 2 possible answers: 3 or 5.", None),  # a hedge is no number
+    ("Either 3 or 5, it depends on the day.", None),
+    ("It depends on the day, but the answer is 5.", "5"),
+    ("He sold x books, and we don't know what x is.", None),  # text-davinci-002 on SVAMP
+    ("We need 2 steps. The answer is 7.", "2"),  # first candidate; stage 2 restates the answer first
+])
+def test_number_hedges(text, expected):
+    assert extract(text, "number") == expected
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -98,3 +179,23 @@ def test_choices_from_question():
     q = "What day? Which choice is true? Answer choices: (A) 06/12/2021, (B) 03/11/2021, (C) 05/01/2021."
     assert choices_from_question(q) == ["06/12/2021", "03/11/2021", "05/01/2021"]
     assert choices_from_question("No options (here).") is None
+
+
+@pytest.mark.parametrize("gold,kind,choices,problem", [
+    ("banana", "number", None, "'banana' is not a number"),
+    ("3 or 4", "number", None, "holds 2 numbers"),
+    ("1,000", "number", None, None),
+    ("-3/4", "number", None, None),
+    ("maybe", "yes_no", None, "is not yes/no"),
+    ("True", "yes_no", None, None),
+    ("No", "yes_no", None, None),
+    ("B", "choice", None, "needs its options"),
+    ("F", "choice", ["x", "y"], "not one of the options A, B"),
+    ("(b)", "choice", ["x", "y"], None),
+    ("Paris", "choice", ["London", "Paris"], None),  # the option's text names its letter
+    ("  ", "text", None, "empty"),
+    ("naoa", "text", None, None),
+])
+def test_gold_must_parse_under_its_kind(gold, kind, choices, problem):
+    got = gold_problem(gold, kind, choices)
+    assert (got is None) if problem is None else (problem in got)

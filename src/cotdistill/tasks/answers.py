@@ -101,7 +101,8 @@ def choice_candidates(text: str, choices: Sequence[str] | None = None) -> list[s
 
 _YES_NO = {"yes": "yes", "true": "yes", "correct": "yes", "no": "no", "false": "no", "incorrect": "no"}
 _YN = r"(yes|no|true|false|correct|incorrect)"
-_END = r"(?=\s*(?:$|[.,;:!?)\]\"'*\n]))"  # the word ends its clause: "no." but not "no one"
+_END = r"(?=\s*(?:$|[.,;:!?)\]\"'*\n\-–—]))"  # the word ends its clause: "no." or "no - the coin", not "no one"
+_LEAD = r"^[\s\"'(*:\-]*"  # a stage-2 read-out often starts with the prompt's colon: ": Yes"
 # Where a yes/no is an answer, in reading order (the first group that matched is the word):
 _YES_NO_PATTERNS = [
     # an answer phrase anywhere: "the answer is yes", "Answer: No", "the answer (Yes or No) is no"
@@ -110,9 +111,9 @@ _YES_NO_PATTERNS = [
     re.compile(r"(?:^|[.!?,;:\n]\s*)(?:so|therefore|thus|hence|in conclusion|in summary|overall)\s*,?\s*"
                r"(?:the answer is\s*)?[\"'(*]*" + _YN + _END, re.I),
     # the answer text starts with the word: "Yes, the coin...", "No.", "True", "No it is not"
-    re.compile(r"^\s*[\"'(*]*\s*(yes)\b", re.I),
-    re.compile(r"^\s*[\"'(*]*\s*(no|true|false|correct|incorrect)" + _END, re.I),
-    re.compile(r"^\s*[\"'(*]*\s*(no)\s+(?=(?:it|this|that|the|he|she|they|we|i|because|since|as|not)\b)", re.I),
+    re.compile(_LEAD + r"(yes)\b", re.I),
+    re.compile(_LEAD + r"(no|true|false|correct|incorrect)" + _END, re.I),
+    re.compile(_LEAD + r"(no)\s+(?=(?:it|this|that|the|he|she|they|we|i|because|since|as|not)\b)", re.I),
 ]
 
 # Hedges: text that declines to answer. Where one appears and no answer phrase does, the text holds
