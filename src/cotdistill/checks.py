@@ -40,7 +40,22 @@ def problems(cfg: RunConfig, stages: Iterable[str] = STAGES) -> list[str]:
     if "teacher" in stages and _needs_teacher(cfg):
         found += _teacher_problems(cfg)
     if "train" in stages:
-        found += _model_problems(cfg.student.model, "student.model")
+        found += _student_problems(cfg)
+    return found
+
+
+def _student_problems(cfg: RunConfig) -> list[str]:
+    found = _model_problems(cfg.student.model, "student.model")
+    s = cfg.student
+    if s.layers is not None and not s.model.startswith("pretrained:"):
+        found.append(f"`student.layers`: picks layers of a `pretrained:` student; {s.model!r} is not one")
+    if not found:
+        from .students import is_masked_lm
+
+        if is_masked_lm(s.model):
+            found.append(f"`student.model`: {s.model} is a masked LM: it fills [MASK] slots and cannot write "
+                         f"rationales or answers for {', '.join(cfg.methods)}; use a causal or seq2seq student "
+                         f"(e.g. pretrained:minilm-seq2seq)")
     return found
 
 
@@ -133,6 +148,18 @@ def _model_problems(name: str, field: str) -> list[str]:
 
         preset = name.split(":", 1)[1]
         return [] if preset in PRESETS else [f"`{field}`: {unknown_name('student preset', preset, PRESETS)}"]
+    if name.startswith("pretrained:"):
+        from .registry import unknown_name
+        from .students.pretrained import PRETRAINED, minilm_dir
+
+        which = name.split(":", 1)[1]
+        if which not in PRETRAINED:
+            return [f"`{field}`: {unknown_name('pretrained student', which, PRETRAINED)}"]
+        try:
+            minilm_dir()
+        except CotDistillError as e:
+            return [f"`{field}`: {e}"]
+        return []
     problem = model_source_problem(name)
     return [f"`{field}`: {problem}"] if problem else []
 

@@ -99,7 +99,9 @@ class CurateConfig(_Strict):
 
 
 class StudentConfig(_Strict):
-    model: str = Field("preset:tiny", description="hub id, local path, or preset:NAME (from scratch)")
+    model: str = Field("preset:tiny", description="hub id, local path, preset:NAME (from scratch) or "
+                       "pretrained:NAME (weights installed with a package: minilm-seq2seq, minilm-mlm)")
+    layers: int | None = Field(None, ge=1, description="pretrained:NAME: keep this many layers, evenly spaced")
     trust_remote_code: bool = False
 
 

@@ -6,6 +6,7 @@ Weights load with safetensors only and `trust_remote_code` stays off unless aske
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,22 @@ from .errors import ModelError
 log = logging.getLogger(__name__)
 
 
-def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto"):
-    """(model, tokenizer, is_seq2seq) from a hub id or a local directory."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+def saved_architecture(name_or_path: str) -> str:
+    """The architecture a local model folder was saved as ("BertForMaskedLM"), or "" if unknown."""
+    import json
+
+    cfg = Path(name_or_path) / "config.json"
+    try:
+        return (json.loads(cfg.read_text()).get("architectures") or [""])[0] if cfg.is_file() else ""
+    except (OSError, ValueError):
+        return ""
+
+
+def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto", masked: bool = False):
+    """(model, tokenizer, is_seq2seq) from a hub id or a local directory. A masked LM loads only
+    when asked for (`masked=True`): it cannot generate."""
+    from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
+                              AutoTokenizer)
 
     from .checks import model_source_problem
 
@@ -33,7 +47,10 @@ def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = 
     except Exception as e:
         raise ModelError(f"cannot load model config from {name_or_path!r}: {e}") from None
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
-    cls = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    is_mlm = (getattr(config, "architectures", None) or [""])[0].endswith("ForMaskedLM")
+    if is_mlm != masked:
+        raise ModelError(f"{name_or_path} is {'a masked LM: it fills [MASK] slots and cannot generate' if is_mlm else 'not a masked LM'}")
+    cls = AutoModelForMaskedLM if masked else AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     kwargs = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
     if dtype != "auto":
         kwargs["dtype"] = getattr(torch, dtype)
@@ -42,16 +59,78 @@ def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = 
         model = cls.from_pretrained(name_or_path, **kwargs)
     except Exception as e:
         raise ModelError(f"cannot load model/tokenizer from {name_or_path!r}: {e}") from None
-    prepare_tokenizer(tok, model)
+    prepare_tokenizer(tok, model, str(name_or_path))
     return model, tok, seq2seq
 
 
-def prepare_tokenizer(tok, model=None) -> None:
-    """Decoder-only batches pad on the left so every prompt ends where generation starts."""
-    if tok.pad_token is None:
+def prepare_tokenizer(tok, model=None, name: str = "the student") -> None:
+    """Every student needs an end-of-sequence token (training appends it to targets; generation
+    stops at it) and a pad token. A tokenizer without EOS (BERT's) takes the model's generation
+    EOS, else its SEP token; with neither, this fails here, before any training."""
+    if tok.eos_token is None:
+        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        gen_eos = gen_eos[0] if isinstance(gen_eos, list) and gen_eos else gen_eos
+        if gen_eos is not None:
+            tok.eos_token = tok.convert_ids_to_tokens(int(gen_eos))
+        elif tok.sep_token is not None:
+            tok.eos_token = tok.sep_token
+        else:
+            raise ModelError(f"{name}: the tokenizer has no end-of-sequence token, no SEP token, and the model's "
+                             f"generation config names none; add one (tokenizer.add_special_tokens({{'eos_token': "
+                             f"...}}), then save_pretrained) before training")
+    if tok.pad_token is None:  # decoder-only batches pad on the left, so EOS can double as padding
         tok.pad_token = tok.eos_token
-    if model is not None and getattr(model.config, "pad_token_id", None) is None:
-        model.config.pad_token_id = tok.pad_token_id
+    if model is None:
+        return
+    for cfg in (model.config, getattr(model, "generation_config", None)):
+        if cfg is not None:
+            if getattr(cfg, "pad_token_id", None) is None:
+                cfg.pad_token_id = tok.pad_token_id
+            if getattr(cfg, "eos_token_id", None) is None:
+                cfg.eos_token_id = tok.eos_token_id
+    if getattr(model.config, "is_encoder_decoder", False) and getattr(model.config, "decoder_start_token_id", None) is None:
+        start = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
+        if start is None:
+            raise ModelError(f"{name}: an encoder-decoder needs `decoder_start_token_id` in its config, and the "
+                             f"tokenizer has no CLS or BOS token to use")
+        model.config.decoder_start_token_id = start
+        model.generation_config.decoder_start_token_id = start
+
+
+def max_positions(model) -> int | None:
+    """The longest sequence the model's position embeddings take (None: no fixed limit, e.g. T5)."""
+    cfgs = [model.config, getattr(model.config, "encoder", None), getattr(model.config, "decoder", None)]
+    limits = [getattr(c, "max_position_embeddings", None) for c in cfgs if c is not None]
+    limits = [n for n in limits if isinstance(n, int) and n > 0]
+    return min(limits) if limits else None
+
+
+# Text a WordPiece tokenizer spaces out on decoding ("-->" -> "- - >", "0.5" -> "0. 5", "-3" -> "- 3"),
+# put back together so that separators, stop strings and numbers read as they were trained.
+# Only "." and "/" are joined: "1, 2" may be a list, and the decoded text cannot tell.
+_SPACED_NUMBER = re.compile(r"(?<=\d)\s*([./])\s*(?=\d)")
+_SPACED_SIGN = re.compile(r"(^|[\s(=])([-−])\s+(?=\d)")
+
+
+def respeller(tok, markers: Sequence[str]) -> Callable[[str], str]:
+    """A function that undoes the tokenizer's respelling of `markers` (and of numbers, for
+    tokenizers that space them), or the identity for tokenizers that round-trip text."""
+    def spelled(s: str) -> str:
+        return tok.decode(tok(s, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
+
+    pairs = [(sp, m) for m in dict.fromkeys(markers) if m and (sp := spelled(m)) != m and sp.strip()]
+    numbers = spelled("0.5 -3") != "0.5 -3"
+    if not pairs and not numbers:
+        return lambda text: text
+
+    def fix(text: str) -> str:
+        for sp, m in pairs:
+            text = text.replace(sp, m)
+        if numbers:
+            text = _SPACED_SIGN.sub(r"\1\2", _SPACED_NUMBER.sub(r"\1", text))
+        return text
+
+    return fix
 
 
 @dataclass
@@ -69,15 +148,15 @@ class StopOnText(StoppingCriteria):
     Unlike transformers' `stop_strings`, only generated tokens are looked at, so a prompt that
     ends with part of a stop string cannot end generation early."""
 
-    def __init__(self, tok, stop: Sequence[str], start: int):
-        self.tok, self.stop, self.start = tok, [s for s in stop if s], start
+    def __init__(self, tok, stop: Sequence[str], start: int, fix: Callable[[str], str] = lambda t: t):
+        self.tok, self.stop, self.start, self.fix = tok, [s for s in stop if s], start, fix
         # Enough trailing tokens to hold any stop string, even at one byte per token.
         self.window = max(len(s.encode()) for s in self.stop) + 1
 
     def __call__(self, input_ids, scores=None, **kw) -> torch.BoolTensor:
         new = input_ids[:, self.start:]
         tail = new[:, -self.window:].tolist()
-        texts = self.tok.batch_decode(tail, skip_special_tokens=True)
+        texts = [self.fix(t) for t in self.tok.batch_decode(tail, skip_special_tokens=True)]
         return torch.tensor([any(s in t for s in self.stop) for t in texts], dtype=torch.bool,
                             device=input_ids.device)
 
@@ -91,9 +170,11 @@ def _truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 def generate(
     model, tok, prompts: Sequence[str], *, seq2seq: bool, max_new_tokens: int = 128, temperature: float = 0.0,
     seed: int | None = 0, batch_size: int = 64, stop: Sequence[str] = (), max_input_tokens: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    markers: Sequence[str] = (), progress: Callable[[int], None] | None = None,
 ) -> list[Generated]:
-    """Greedy (temperature 0) or sampled generation with the KV cache, batched by prompt length."""
+    """Greedy (temperature 0) or sampled generation with the KV cache, batched by prompt length.
+    `stop` strings and `markers` (e.g. a separator the caller parses) read back as written even
+    where the tokenizer spaces them out on decoding."""
     model.eval()
     device = next(model.parameters()).device
     tok.padding_side = "right" if seq2seq else "left"
@@ -105,6 +186,7 @@ def generate(
             f"prompt {worst} has {lengths[worst]} tokens, over the model's input limit of {limit}: "
             f"shorten it or raise the limit ({prompts[worst][:60]!r}...)"
         )
+    fix = respeller(tok, [*stop, *markers])
     order = sorted(range(len(prompts)), key=lengths.__getitem__)
     out: list[Generated | None] = [None] * len(prompts)
     eos = tok.eos_token_id
@@ -116,7 +198,7 @@ def generate(
             from transformers import StoppingCriteriaList
 
             start = 1 if seq2seq else enc["input_ids"].shape[1]
-            kw["stopping_criteria"] = StoppingCriteriaList([StopOnText(tok, stop, start)])
+            kw["stopping_criteria"] = StoppingCriteriaList([StopOnText(tok, stop, start, fix)])
         if temperature > 0:
             if seed is not None:
                 torch.manual_seed(seed + s)
@@ -135,7 +217,7 @@ def generate(
             if hit_eos:
                 ids = ids[: ids.index(eos)]
             ids = [t for t in ids if t != tok.pad_token_id] if tok.pad_token_id != eos else ids
-            text = tok.decode(ids, skip_special_tokens=True)
+            text = fix(tok.decode(ids, skip_special_tokens=True))
             text, hit_stop = _truncate_at_stop(text, stop)  # the stop string itself is not part of the text
             finish = "stop" if (hit_eos or hit_stop) else "length"
             out[i] = Generated(text, finish, lengths[i], len(ids), dt)

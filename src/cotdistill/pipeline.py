@@ -136,7 +136,7 @@ class Run:
             (mdir / "train_fingerprint.json").unlink(missing_ok=True)
         _check_same(mdir / "train_fingerprint.json", fingerprint, "training setup")
         model, tok, seq2seq = load_student(self.cfg.student.model, self.cfg.student.trust_remote_code,
-                                           seed=self.cfg.train.seed)
+                                           seed=self.cfg.train.seed, layers=self.cfg.student.layers)
         by_q: dict[str, list[str]] = {}
         for r in curated:
             by_q.setdefault(r["id"], []).append(r["rationale"])

@@ -121,7 +121,7 @@ class Method(abc.ABC):
         from .. import hf
 
         gens = hf.generate(model, tok, prompts, seq2seq=seq2seq, max_new_tokens=max_new_tokens, temperature=0.0,
-                           batch_size=batch_size, stop=stop, progress=progress)
+                           batch_size=batch_size, stop=stop, markers=(SEP,), progress=progress)
         return [Output(g, parse(g.text, e)) for e, g in zip(examples, gens)]
 
     # -- hooks for methods with parts beyond the student ----------------------------------------

@@ -1,15 +1,30 @@
-"""Students: loading (hub id, local path or from-scratch preset), training and generation."""
+"""Students: loading (hub id, local path, from-scratch preset or offline pretrained model),
+training and generation."""
 from __future__ import annotations
 
 from .. import hf
+from ..errors import ConfigError
 from .presets import PRESETS, build_preset
+from .pretrained import PRETRAINED, build_pretrained
 
 
-def load_student(model: str, trust_remote_code: bool = False, seed: int = 0):
-    """(model, tokenizer, is_seq2seq). `preset:NAME` builds a from-scratch student."""
+def load_student(model: str, trust_remote_code: bool = False, seed: int = 0, layers: int | None = None):
+    """(model, tokenizer, is_seq2seq). `preset:NAME` builds a from-scratch student;
+    `pretrained:NAME` one warm-started from weights installed with a package."""
+    if layers is not None and not model.startswith("pretrained:"):
+        raise ConfigError(f"`student.layers` picks layers of a `pretrained:` student; {model!r} is not one")
     if model.startswith("preset:"):
         return build_preset(model.split(":", 1)[1], seed=seed)
+    if model.startswith("pretrained:"):
+        return build_pretrained(model.split(":", 1)[1], layers=layers, seed=seed)
     return hf.load_model(model, trust_remote_code=trust_remote_code)
 
 
-__all__ = ["PRESETS", "build_preset", "load_student"]
+def is_masked_lm(model_name: str) -> bool:
+    """A masked-LM student fills [MASK] slots; it cannot generate rationales."""
+    if model_name.startswith("pretrained:"):
+        return model_name.endswith("-mlm")
+    return hf.saved_architecture(model_name).endswith("ForMaskedLM")
+
+
+__all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_student"]

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ModelError
 from ..methods.base import Pair
 
 IGNORE = -100
@@ -15,6 +16,9 @@ def encode_pairs(pairs: list[Pair], tok, seq2seq: bool, max_length: int) -> tupl
     silently truncated: a cut-off rationale would teach the student to stop mid-thought."""
     feats, skipped = [], 0
     eos = tok.eos_token_id
+    if eos is None:  # hf.prepare_tokenizer gives every loaded student one; a hand-built tokenizer may lack it
+        raise ModelError("the student's tokenizer has no end-of-sequence token: targets could not end; set "
+                         "tokenizer.eos_token (for BERT-style tokenizers, its [SEP]) before training")
     for p in pairs:
         tgt = tok(p.target, add_special_tokens=False)["input_ids"] + [eos]
         if seq2seq:

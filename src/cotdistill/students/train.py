@@ -72,11 +72,15 @@ def train_student(
     out_dir = Path(out_dir)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    train_feats, skip_t = encode_pairs(train_pairs, tok, seq2seq, cfg.max_length)
-    val_feats, skip_v = encode_pairs(val_pairs, tok, seq2seq, cfg.max_length)
+    from ..hf import max_positions
+
+    limit = min(cfg.max_length, max_positions(model) or cfg.max_length)  # BERT: 512 positions
+    train_feats, skip_t = encode_pairs(train_pairs, tok, seq2seq, limit)
+    val_feats, skip_v = encode_pairs(val_pairs, tok, seq2seq, limit)
     skipped = skip_t + skip_v
     if skipped:
-        log.warning("skipped %d training sequences longer than train.max_length=%d tokens", skipped, cfg.max_length)
+        log.warning("skipped %d training sequences longer than %d tokens (train.max_length=%d, model positions %s)",
+                    skipped, limit, cfg.max_length, max_positions(model))
     if not train_feats:
         raise DataError(
             f"no training sequences left: {len(train_pairs)} pairs, {skip_t} over train.max_length="

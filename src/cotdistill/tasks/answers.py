@@ -69,7 +69,7 @@ _CHOICE_PATTERNS = [
     re.compile(r"\(([A-Za-z])\)"),  # (B) or (b)
     re.compile(r"(?<![\w(])([A-Z])\)"),  # B)
     re.compile(r"(?i:answer|option|choice)\s*(?:is|:)?\s*:?\s*\(?" + _LETTER),
-    re.compile(r"^\s*([A-Z])\s*[.:]?\s*$"),  # the whole text is a bare letter
+    re.compile(r"^\s*\(?([A-Za-z])\)?\s*[.:]?\s*$"),  # the whole text is a bare letter (uncased students write "b")
     re.compile(r"^\s*([A-Z])\s*:\s"),  # "C: 01/02/2008" (the option letter leads)
 ]
 

