@@ -5,10 +5,16 @@ cotdistill's teacher protocol, and measure:
    with the paper-compatible extraction (must match the paper's Teacher row within 0.5) and with
    cotdistill's default extractor, plus how many questions the two disagree on;
 2. kept counts after curation on the official train split;
-3. test accuracy of from-scratch `direct` and `ft_cot` students on coin_flip and
-   last_letter_concatenation, printed beside the paper's GPT-2 124M row.
+3. test accuracy of `direct` and `ft_cot` students trained on the kept rationales, printed beside
+   the paper's GPT-2 124M and Flan-T5-small Fine-tune-CoT rows: from-scratch students
+   (`--student preset:tiny`, the default, on coin_flip and last_letter_concatenation) or a
+   pretrained one (`--student pretrained:minilm-seq2seq`, on all seven tasks by default).
 
     python bench/finetune_cot_replay.py --data ../shared/data --out runs/replay [--quick]
+    python bench/finetune_cot_replay.py --data ../shared/data --out runs/replay-minilm \
+        --student pretrained:minilm-seq2seq --layers 3
+
+Student runs are resumable (rerun the same command) and summary.json is rewritten after each task.
 """
 from __future__ import annotations
 
@@ -33,8 +39,11 @@ from cotdistill.teachers.replay import ReplayTeacher
 TASKS = ["single_eq", "addsub", "svamp", "multiarith", "date_understanding", "last_letter_concatenation", "coin_flip"]
 PAPER_TEACHER = {"single_eq": 81.50, "addsub": 76.71, "svamp": 64.20, "multiarith": 77.50,
                  "date_understanding": 68.29, "last_letter_concatenation": 57.00, "coin_flip": 90.60}
-PAPER_GPT2 = {"coin_flip": 77.33, "last_letter_concatenation": 4.67}  # GPT-2 124M, Fine-tune-CoT, no diverse reasoning
-STUDENT_TASKS = ["coin_flip", "last_letter_concatenation"]
+# Fine-tune-CoT students on text-davinci-002 rationales, no diverse reasoning (../shared/METHODS.md).
+PAPER_GPT2 = {"coin_flip": 77.33, "last_letter_concatenation": 4.67, "multiarith": 8.3}
+PAPER_FLAN_T5_SMALL = {"coin_flip": 100.0, "last_letter_concatenation": 35.3, "date_understanding": 80.2,
+                       "multiarith": 8.3, "svamp": 5.7}
+SCRATCH_TASKS = ["coin_flip", "last_letter_concatenation"]
 
 
 def teacher_file(data: Path, task: str) -> Path:
@@ -79,51 +88,85 @@ def kept_counts(data: Path, task: str, recs: list[dict]) -> dict:
     return {"train_questions": stats.questions, "kept": stats.kept, "dropped": dict(stats.dropped)}
 
 
-def train_students(data: Path, out: Path, task: str, steps: int, preset: str) -> dict:
+def train_students(data: Path, out: Path, task: str, student: str, train: list[str], layers: int | None) -> dict:
     cfg = load_config(None, [
         f"out={out / 'students' / task}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
         "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
-        f"student.model=preset:{preset}", f"train.max_steps={steps}", f"train.eval_every={max(50, steps // 6)}",
-        "train.batch_size=32", "train.warmup_steps=50", "methods=[direct, ft_cot]",
+        f"student.model={student}", *([f"student.layers={layers}"] if layers else []), *train,
+        "methods=[direct, ft_cot]",
     ])
+    t0 = time.time()
     s = Run(cfg).run_all()
-    return {m: {k: v for k, v in r.items() if k in ("accuracy", "ci95", "train_pairs", "n")} for m, r in s["methods"].items()}
+    keep = ("accuracy", "ci95", "train_pairs", "n", "steps", "best_step", "mean_generated_tokens", "no_answer")
+    res = {m: {k: v for k, v in r.items() if k in keep} for m, r in s["methods"].items()}
+    return {**res, "minutes": round((time.time() - t0) / 60, 1)}
+
+
+def _fmt(x) -> str:
+    return f"{x:.2f}" if isinstance(x, (int, float)) else "-"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/replay"))
-    ap.add_argument("--steps", type=int, default=1000, help="student optimizer steps per method")
-    ap.add_argument("--preset", default="tiny", help="from-scratch student preset")
+    ap.add_argument("--student", default="preset:tiny", help="preset:NAME (from scratch), pretrained:NAME, or a path")
+    ap.add_argument("--layers", type=int, default=None, help="pretrained students: keep this many layers")
+    ap.add_argument("--tasks", nargs="+", default=None, help=f"tasks that train students (default: {SCRATCH_TASKS} "
+                    "for presets, all seven otherwise)")
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per method (default: 1000 for presets; "
+                    "pretrained students train by the pretrained recipe's epochs)")
+    ap.add_argument("--epochs", type=float, default=None, help="passes over the training pairs instead of --steps")
+    ap.add_argument("--preset", default=None, help=argparse.SUPPRESS)  # old spelling of --student preset:NAME
     ap.add_argument("--quick", action="store_true", help="smoke run: teacher figures plus 20-step students")
     args = ap.parse_args(argv)
     if not teacher_file(args.data, "coin_flip").exists():
         print(f"no teacher files under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
+    student = f"preset:{args.preset}" if args.preset else args.student
+    scratch = student.startswith("preset:")
+    if args.quick:  # 20 steps from scratch, or 2 steps of a 1-layer pretrained student; short answers
+        args.steps, args.epochs = (20 if scratch else 2), None
+        args.layers = None if scratch else 1
+    tasks = args.tasks or (SCRATCH_TASKS if scratch else TASKS)
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        print(f"unknown tasks {unknown}; choose from {TASKS}", file=sys.stderr)
+        return 2
+    if scratch:  # the from-scratch setting the README's first rows were measured with
+        steps = args.steps or 1000
+        train = [f"train.max_steps={steps}", f"train.eval_every={max(10, steps // 6)}", "train.batch_size=32",
+                 f"train.warmup_steps={min(50, steps // 4)}", "train.learning_rate=0.002"]
+    else:
+        train = [f"train.max_steps={args.steps}", "train.epochs=null"] if args.steps else []
+    if args.epochs:
+        train.append(f"train.epochs={args.epochs}")
+    if args.quick:
+        train += ["eval.max_new_tokens=16", "train.eval_every=2"] if not scratch else []
     t0 = time.time()
-    summary: dict = {"tasks": {}}
+    summary: dict = {"tasks": {}, "student_setup": {"student": student, "layers": args.layers, "train": train}}
     for task in TASKS:
         recs = replay_records(args.data, task)
         summary["tasks"][task] = {**teacher_accuracy(task, recs), **kept_counts(args.data, task, recs)}
-    steps = 20 if args.quick else args.steps
-    preset = "tiny" if args.quick else args.preset
-    for task in STUDENT_TASKS:
-        summary["tasks"][task]["students"] = train_students(args.data, args.out, task, steps, preset)
-        summary["tasks"][task]["paper_gpt2_124m_ft_cot"] = PAPER_GPT2[task]
-    summary["student_setup"] = {"preset": preset, "steps": steps}
     write_json(args.out / "summary.json", summary)
+    for task in tasks:
+        summary["tasks"][task]["students"] = train_students(args.data, args.out, task, student, train, args.layers)
+        summary["tasks"][task]["paper_gpt2_124m_ft_cot"] = PAPER_GPT2.get(task)
+        summary["tasks"][task]["paper_flan_t5_small_ft_cot"] = PAPER_FLAN_T5_SMALL.get(task)
+        write_json(args.out / "summary.json", summary)  # a long run keeps what it finished
 
     print("\nTeacher accuracy (text-davinci-002 Zero-shot-CoT, all questions)")
     print(f"{'task':28} {'paper':>7} {'paper-mode':>10} {'default':>8} {'disagree':>8} {'train kept':>10}")
     for task, r in summary["tasks"].items():
         print(f"{task:28} {r['paper_teacher']:7.2f} {r['teacher_accuracy']:10.2f} {r['teacher_accuracy_default']:8.2f} "
               f"{r['disagreements']:8d} {r['kept']:>5}/{r['train_questions']:<4}")
-    print(f"\nStudents from scratch (preset:{preset}, {steps} steps each), official test split")
-    print(f"{'task':28} {'direct':>14} {'ft_cot':>14} {'paper GPT-2 124M ft_cot':>24}")
-    for task in STUDENT_TASKS:
+    print(f"\nStudents ({student}{f', {args.layers} layers' if args.layers else ''}), official test split")
+    print(f"{'task':28} {'direct':>8} {'ft_cot':>8} {'steps d/c':>10} {'min':>5} {'paper GPT-2':>12} {'paper Flan-T5-s':>16}")
+    for task in tasks:
         st = summary["tasks"][task]["students"]
-        print(f"{task:28} {st['direct']['accuracy']:14.2f} {st['ft_cot']['accuracy']:14.2f} {PAPER_GPT2[task]:24.2f}")
+        print(f"{task:28} {st['direct']['accuracy']:8.2f} {st['ft_cot']['accuracy']:8.2f} "
+              f"{st['direct']['steps']:>4}/{st['ft_cot']['steps']:<5} {st['minutes']:5.1f} "
+              f"{_fmt(PAPER_GPT2.get(task)):>12} {_fmt(PAPER_FLAN_T5_SMALL.get(task)):>16}")
     print(f"\n({time.time() - t0:.0f} s) -> {args.out / 'summary.json'}")
     return 0
 

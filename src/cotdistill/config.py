@@ -6,6 +6,7 @@ in a file are collected and reported together, each with its dotted path.
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -105,7 +106,21 @@ class StudentConfig(_Strict):
     trust_remote_code: bool = False
 
 
+# Training settings by kind of student, applied under the keys a config leaves unset.
+# "pretrained" was chosen on validation data only (bench/pretrained_recipe.py; docs/config.md).
+RECIPES: dict[str, dict[str, Any]] = {
+    "scratch": {"learning_rate": 2e-3, "warmup_steps": 100, "batch_size": 32},
+    "pretrained": {"learning_rate": 1e-4, "warmup_steps": 20, "batch_size": 16, "weight_decay": 0.01, "epochs": 10,
+                   "eval_every": 25},
+}
+
+
 class TrainConfig(_Strict):
+    recipe: Literal["scratch", "pretrained"] | None = Field(
+        None, description="fill unset keys from a recipe: scratch (from-scratch presets) or pretrained "
+        "(pretrained students: lr 1e-4, 10 epochs, batch 16); keys set in the config win")
+    epochs: float | None = Field(None, gt=0, description="passes over the training pairs; sets max_steps from the "
+                                 "data (pairs x epochs / batch_size), so methods with more pairs get more steps")
     max_steps: int = Field(1000, ge=1, description="optimizer steps (the budget; equal across methods)")
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
@@ -117,6 +132,19 @@ class TrainConfig(_Strict):
     seed: int = 0
     threads: int | None = Field(None, description="torch CPU threads (default: all cores)")
     resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_recipe(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("recipe") in RECIPES:
+            data = {**RECIPES[data["recipe"]], **data}
+        return data
+
+    def steps_for(self, n_pairs: int) -> int:
+        """The step budget: `epochs` over `n_pairs` when set, else `max_steps`."""
+        if self.epochs is None:
+            return self.max_steps
+        return max(1, math.ceil(self.epochs * n_pairs / self.batch_size))
 
 
 class EvalConfig(_Strict):
@@ -136,6 +164,18 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     out: str = "runs/run"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pretrained_recipe(cls, data: Any) -> Any:
+        """A `pretrained:` student trains with the pretrained recipe unless the config names one."""
+        if isinstance(data, dict):
+            student, train = data.get("student"), data.get("train")
+            model = student.get("model") if isinstance(student, dict) else None
+            if isinstance(model, str) and model.startswith("pretrained:") and (train is None or isinstance(train, dict)) \
+                    and "recipe" not in (train or {}):
+                data = {**data, "train": {**(train or {}), "recipe": "pretrained"}}
+        return data
 
     @model_validator(mode="after")
     def _methods_known(self):

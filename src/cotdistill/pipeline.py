@@ -129,7 +129,7 @@ class Run:
         # budget may grow.
         fingerprint = {"student": self.cfg.student.model_dump(mode="json"), "curate": self.cfg.curate.model_dump(mode="json"),
                        "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
-                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "resume", "threads", "eval_every"}),
+                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every"}),
                        "method_options": method.training_options()}
         if not self.cfg.train.resume:
             shutil.rmtree(mdir / "checkpoints", ignore_errors=True)
@@ -155,8 +155,9 @@ class Run:
                     if not method.uses_rationales or by_q.get(e.id)]
 
         train_pairs, val_pairs = pairs(tr), pairs(va)
-        with self.rep.task(f"train {method_name}", self.cfg.train.max_steps) as adv:
-            res = train_student(model, tok, seq2seq, train_pairs, val_pairs, self.cfg.train, mdir, progress=adv)
+        tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(train_pairs))})
+        with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
+            res = train_student(model, tok, seq2seq, train_pairs, val_pairs, tcfg, mdir, progress=adv)
         tmp = mdir / "model.partial"  # saved whole, then moved into place: never a half-written model
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)

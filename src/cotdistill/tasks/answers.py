@@ -125,7 +125,7 @@ _ABSTAIN = re.compile(
     r"|\b(?:not|in) ?(?:enough|sufficient|insufficient) information\b|\binsufficient information\b"
     r"|\bthere (?:is|'s) no (?:\w+ )?answer\b|\bno (?:definitive|definite|clear|single|correct|right) answer\b"
     r"|\b(?:two|2|several|multiple|many|more than one) (?:possible |different )?answers\b"
-    r"|\b(?:i|we) (?:don't|do not) know\b|\bnot sure\b|\bfor sure\b|\bnot possible to (?:tell|say|know|determine)\b",
+    r"|\b(?:i|we) (?:don't|do not) know\b|\bnot sure\b|\bnot possible to (?:tell|say|know|determine)\b",
     re.I,
 )
 _ANSWER_PHRASE = re.compile(r"\banswer\b(?:\s*\([^)]*\))?\s*(?:is|would be|will be|:)(?!\s*(?:not|unclear|uncertain)\b)", re.I)
