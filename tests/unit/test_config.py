@@ -47,3 +47,43 @@ def test_registry_rejects_duplicates():
     with pytest.raises(ValueError):
         r.register("a")(2)
     assert r.get("a") == 1 and "a" in r
+
+
+def test_recipe_fills_only_unset_keys_and_epochs_set_the_steps():
+    cfg = load_config(None, ["train.recipe=pretrained", "train.learning_rate=3e-4"])
+    assert cfg.train.learning_rate == 3e-4 and cfg.train.batch_size == 16 and cfg.train.epochs == 10
+    assert cfg.train.steps_for(258) == 162 and cfg.train.steps_for(1) == 1
+    assert load_config(None, []).train.recipe is None and load_config(None, []).train.steps_for(258) == 1000
+
+
+def test_pretrained_students_default_to_the_pretrained_recipe():
+    cfg = load_config(None, ["student.model=pretrained:minilm-seq2seq"])
+    assert cfg.train.recipe == "pretrained" and cfg.train.learning_rate == 1e-4
+    cfg = load_config(None, ["student.model=pretrained:minilm-seq2seq", "train.recipe=scratch"])
+    assert cfg.train.learning_rate == 2e-3 and cfg.train.epochs is None
+
+
+def test_set_errors_name_the_set_and_suggest_the_near_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  batch_size: 4\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p, ["train.lr=0.1", "task.n_train=abc"])
+    msg = str(e.value)
+    assert "--set train.lr=0.1: `train.lr`: unknown key (not a config field); did you mean `train.learning_rate`?" in msg
+    assert "--set task.n_train=abc: `task.n_train`" in msg and f"{p}:" not in msg
+    with pytest.raises(ConfigError, match="did you mean `train.max_steps`"):
+        load_config(p, ["train.max_step=3"])
+    p.write_text("train:\n  max_stepz: 3\n")
+    with pytest.raises(ConfigError, match=f"{p}: `train.max_stepz`"):
+        load_config(p)
+
+
+def test_config_that_is_a_folder_or_not_utf8(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"out: caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(None, ["task.params={a: [1"])

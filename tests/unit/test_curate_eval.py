@@ -14,7 +14,7 @@ def test_curation_keeps_correct_and_counts_every_drop():
         rec("a", "3 * 4 = 12.", " 12."),  # kept
         rec("a", "3 * 4 = 12.", " 12.", sample=1),  # duplicate rationale of the same question
         rec("b", "3 * 4 = 13.", " 13."),  # wrong
-        rec("c", "I am not sure", " twelve", finish="length"),  # no answer anywhere
+        rec("c", "I am thinking", " twelve", finish="length"),  # no answer anywhere
         rec("d", "3 * 4 = 12 and then", " 12.", finish="length"),  # right but truncated
         rec("e", "", " 12."),  # empty rationale
         rec("f", "so 12 it is", " about it."),  # stage 2 has no number: falls back to the rationale
@@ -44,3 +44,26 @@ def test_summarize():
              for c, p, f in [(True, "1", "stop"), (False, None, "length")]]
     s = summarize(preds)
     assert s["accuracy"] == 50.0 and s["no_answer"] == 1 and s["truncated"] == 1 and s["mean_generated_tokens"] == 4
+
+
+def test_hedging_teacher_is_an_abstention_not_a_no():
+    recs = [
+        rec("a", "Some say yes, some say no.", " There is no definitive answer to this question.", gold="no",
+            kind="yes_no"),
+        rec("b", "It depends on who you ask.", " unclear", gold="no", kind="yes_no"),
+        rec("c", "Whitney flips it, so it is tails up. So the answer is no.", " No.", gold="no", kind="yes_no"),
+        rec("d", "There is no way to know", " 2 possible answers: 3 or 4", gold="3"),
+    ]
+    kept, st = curate(recs)
+    assert [r["id"] for r in kept] == ["c"]
+    assert st.dropped == {"abstained": 3}
+    assert teacher_answer(recs[0]) is None and teacher_answer(recs[2]) == "no"
+
+
+def test_evaluation_counts_abstentions():
+    preds = [{"correct": False, "prediction": None, "abstained": True, "generated_tokens": 5, "finish_reason": "stop",
+              "seconds": 0.1},
+             {"correct": True, "prediction": "no", "abstained": False, "generated_tokens": 5, "finish_reason": "stop",
+              "seconds": 0.1}]
+    m = summarize(preds)
+    assert m["abstained"] == 1 and m["no_answer"] == 1 and m["accuracy"] == 50.0
