@@ -140,3 +140,24 @@ def test_preflight_rejects_bad_pretrained_students(sets, needle):
 
     with pytest.raises(ConfigError, match=needle):
         check(load_config(None, sets))
+
+
+@pytest.mark.slow
+def test_hand_built_bert2bert_by_path_trains(tmp_path):
+    """The reported crash: a BERT2BERT built by hand, saved, and passed by path. Its tokenizer has no
+    EOS and its config no decoder start; both are taken from [SEP] / [CLS] before training."""
+    from transformers import AutoTokenizer, EncoderDecoderModel
+
+    d = str(minilm_dir())
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(d, d, encoder_num_hidden_layers=1,
+                                                                decoder_num_hidden_layers=1)
+    tok = AutoTokenizer.from_pretrained(d)
+    assert tok.eos_token is None and model.config.decoder_start_token_id is None
+    model.save_pretrained(tmp_path / "b2b")
+    tok.save_pretrained(tmp_path / "b2b")
+    cfg = load_config(None, [f"out={tmp_path / 'run'}", "task.name=coin_flip", "task.n_train=16", "task.n_test=4",
+                             f"student.model={tmp_path / 'b2b'}", "train.max_steps=2", "train.eval_every=2",
+                             "train.batch_size=4", "train.learning_rate=1e-4", "eval.max_new_tokens=6",
+                             "methods=[direct]"])
+    s = Run(cfg).run_all()
+    assert s["methods"]["direct"]["steps"] == 2 and s["methods"]["direct"]["n"] == 4

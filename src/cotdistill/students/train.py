@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,6 +21,9 @@ from ..methods.base import Pair
 from .data import Collator, encode_pairs
 
 log = logging.getLogger(__name__)
+# EncoderDecoderModel warns on every training run that models trained before transformers 4.12
+# computed the loss differently; it concerns none of ours.
+warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
 LOG_FILE = "train_log.jsonl"  # written by the caller next to `checkpoints/`
 
 
