@@ -137,7 +137,10 @@ class TrainConfig(_Strict):
     @classmethod
     def _apply_recipe(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("recipe") in RECIPES:
-            data = {**RECIPES[data["recipe"]], **data}
+            recipe = dict(RECIPES[data["recipe"]])
+            if "max_steps" in data:  # a step budget the config names wins over the recipe's epochs
+                recipe.pop("epochs", None)
+            data = {**recipe, **data}
         return data
 
     def steps_for(self, n_pairs: int) -> int:

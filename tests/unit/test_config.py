@@ -87,3 +87,8 @@ def test_config_that_is_a_folder_or_not_utf8(tmp_path):
         load_config(p)
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(None, ["task.params={a: [1"])
+
+
+def test_an_explicit_step_budget_wins_over_the_recipe_epochs():
+    cfg = load_config(None, ["student.model=pretrained:minilm-seq2seq", "train.max_steps=3"])
+    assert cfg.train.epochs is None and cfg.train.steps_for(500) == 3 and cfg.train.learning_rate == 1e-4
