@@ -173,6 +173,7 @@ def test_demo_command_smoke(tmp_path):
     assert s["task"] == "arithmetic" and set(s["methods"]) == {"direct", "ft_cot"}
     assert 0 <= s["methods"]["ft_cot"]["accuracy"] <= 100 and (tmp_path / "d" / "report.md").exists()
     assert "ft_cot - direct" in r.stdout
+    assert r.stdout.startswith("Demo: the exact teacher") and "About 4 minutes" in r.stdout  # says what and how long
 
 
 def test_local_transformers_teacher_on_random_t5(tmp_path):
