@@ -26,8 +26,7 @@ from .errors import CotDistillError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 console = Console(stderr=True)
 # Piped to a file or another program, rich would cut tables at 80 columns; give them room instead
-# (COLUMNS, when set, still wins).
-# Results print file paths and model text, never markup.
+# (COLUMNS, when set, still wins). Results print file paths and model text, never markup.
 out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200, markup=False,
                       highlight=False)
 
@@ -212,12 +211,12 @@ def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
     cfg_path = Path(str(files("cotdistill") / "configs" / "demo.yaml"))
     t0 = time.time()
     run = _run(cfg_path, [f"out={out}", *(set_ or [])], STAGES)
-    c = run.cfg
+    cfg = run.cfg
     out_console.print(
-        f"Demo: the exact teacher writes step-by-step rationales for {c.task.n_train:,} synthetic "
-        f"{c.task.display_name} questions; two from-scratch students ({c.student.model}, {c.train.max_steps:,} steps "
-        f"each) learn from them, `direct` (answer only) and `ft_cot` (rationale, then answer), and answer "
-        f"{c.task.n_test} held-out questions. About 4 minutes on an idle 2-core CPU, up to ~11 on a busy one. "
+        f"Demo: the exact teacher writes step-by-step rationales for {cfg.task.n_train:,} synthetic "
+        f"{cfg.task.display_name} questions; two from-scratch students ({cfg.student.model}, "
+        f"{cfg.train.max_steps:,} steps each) learn from them, `direct` (answer only) and `ft_cot` (rationale, "
+        f"then answer), and answer {cfg.task.n_test} held-out questions. About 4 minutes on an idle 2-core CPU, up to ~11 on a busy one. "
         f"Output: {run.out}/")
     summary = run.run_all()
     _print_summary(summary)

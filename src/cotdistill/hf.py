@@ -20,6 +20,11 @@ from .errors import ModelError
 log = logging.getLogger(__name__)
 
 
+def is_masked_architecture(architecture: str) -> bool:
+    """A masked LM ("BertForMaskedLM") fills [MASK] slots; it cannot generate."""
+    return architecture.endswith("ForMaskedLM")
+
+
 def saved_architecture(name_or_path: str) -> str:
     """The architecture a local model folder was saved as ("BertForMaskedLM"), or "" if unknown."""
     import json
@@ -47,7 +52,7 @@ def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = 
     except Exception as e:
         raise ModelError(f"cannot load model config from {name_or_path!r}: {e}") from None
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
-    is_mlm = (getattr(config, "architectures", None) or [""])[0].endswith("ForMaskedLM")
+    is_mlm = is_masked_architecture((getattr(config, "architectures", None) or [""])[0])
     if is_mlm != masked:
         raise ModelError(f"{name_or_path} is {'a masked LM: it fills [MASK] slots and cannot generate' if is_mlm else 'not a masked LM'}")
     cls = AutoModelForMaskedLM if masked else AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM

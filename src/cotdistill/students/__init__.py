@@ -24,7 +24,7 @@ def is_masked_lm(model_name: str) -> bool:
     """A masked-LM student fills [MASK] slots; it cannot generate rationales."""
     if model_name.startswith("pretrained:"):
         return model_name.endswith("-mlm")
-    return hf.saved_architecture(model_name).endswith("ForMaskedLM")
+    return hf.is_masked_architecture(hf.saved_architecture(model_name))
 
 
 __all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_student"]

@@ -78,17 +78,18 @@ def train_student(
         torch.set_num_threads(cfg.threads)
     from ..hf import max_positions
 
-    limit = min(cfg.max_length, max_positions(model) or cfg.max_length)  # BERT: 512 positions
+    positions = max_positions(model)
+    limit = min(cfg.max_length, positions or cfg.max_length)  # BERT: 512 positions
+    where = f"{limit} tokens (train.max_length={cfg.max_length}, model positions {positions})"
     train_feats, skip_t = encode_pairs(train_pairs, tok, seq2seq, limit)
     val_feats, skip_v = encode_pairs(val_pairs, tok, seq2seq, limit)
     skipped = skip_t + skip_v
     if skipped:
-        log.warning("skipped %d training sequences longer than %d tokens (train.max_length=%d, model positions %s)",
-                    skipped, limit, cfg.max_length, max_positions(model))
+        log.warning("skipped %d training sequences longer than %s", skipped, where)
     if not train_feats:
         raise DataError(
-            f"no training sequences left: {len(train_pairs)} pairs, {skip_t} over train.max_length="
-            f"{cfg.max_length}" if train_pairs else "no training pairs (did curation keep any rationale?)"
+            f"no training sequences left: {len(train_pairs)} pairs, {skip_t} over {where}"
+            if train_pairs else "no training pairs (did curation keep any rationale?)"
         )
     longest = max(sum(1 for t in f["labels"] if t != -100) for f in train_feats)
     ckpt_dir = out_dir / "checkpoints"
