@@ -9,6 +9,12 @@ OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95", "mean_generated_
 "seconds_per_100", "post_fraction" (adaptive)}}}, "adaptive_forced": ..., "bars": ...}.
 
     python bench/answer_first.py --out runs/answer_first [--data ../shared/data] [--jobs 2] [--seeds 1] [--quick]
+    python bench/answer_first.py --out runs/answer_first_minilm --student pretrained:minilm-seq2seq --layers 3
+
+`--student pretrained:NAME` trains a pretrained student instead (real-data sets only), by the
+`pretrained` recipe (learning rate 1e-4, 20 warm-up steps, batch 16) with the same number of
+optimizer steps for every method (`--steps`, default 100: about 5.5 epochs of the 287 Coin Flip
+rationales; adaptive and step_by_step see two pairs per question, so fewer passes).
 
 `--seeds N` repeats every set with N seeds (task data, initialisation and split); a set's figures
 are then pooled over the seeds (accuracy = mean of the seeds', CI over all N x n_test answers) and
@@ -39,16 +45,23 @@ MIXED_STEPS = 6000  # 3,000 sat on the jump of the additions' curve: 91-98% for 
 MIXED_N_TRAIN = 12000
 REAL = ["coin_flip", "last_letter_concatenation", "multiarith"]
 REAL_STEPS = 400  # long free-form rationales make these steps ~3x slower; the students stay weak (README)
+PRETRAINED_STEPS = 100  # a 3+3-layer MiniLM encoder-decoder step takes 2-4 s on one thread
 
 
 def set_overrides(name: str, seed: int, args) -> list[str]:
     quick = args.quick
     # A smoke run's students have not learnt to stop: cap generation so it stays a smoke run.
-    common = [*(["eval.max_new_tokens=24"] if quick else []), "student.model=preset:tiny", "train.batch_size=32", "train.learning_rate=0.002", "train.warmup_steps=100",
-              "train.threads=1", "eval.batch_size=250", f"methods=[{', '.join(METHODS)}]", f"train.seed={seed}"]
+    if pretrained(args):  # the pretrained recipe's optimizer settings, equal steps for every method
+        student = [f"student.model={args.student}", *([f"student.layers={args.layers}"] if args.layers else []),
+                   "train.recipe=pretrained", "eval.batch_size=32"]
+    else:
+        student = [f"student.model={args.student}", "train.batch_size=32", "train.learning_rate=0.002",
+                   "train.warmup_steps=100", "eval.batch_size=250"]
+    common = [*(["eval.max_new_tokens=24"] if quick else []), *student, "train.threads=1",
+              f"methods=[{', '.join(METHODS)}]", f"train.seed={seed}"]
     if name in REAL:
         teacher = teacher_file(Path(args.data), name)
-        steps = args.steps or (20 if quick else REAL_STEPS)
+        steps = args.steps or (2 if quick and pretrained(args) else 20 if quick else steps_of(name, args))
         return [*common, "task.source=benchmark", f"task.name={name}", f"task.data_dir={args.data}",
                 f"task.n_train={100 if quick else 0}",
                 "teacher.backend=replay", f"teacher.path={teacher}", f"train.max_steps={steps}",
@@ -165,8 +178,13 @@ def check_bars(sets: dict) -> dict:
     return bars
 
 
-def steps_of(name: str) -> int:
-    return MIXED_STEPS if name == "mixed" else SYNTHETIC.get(name, (None, REAL_STEPS))[1]
+def pretrained(args) -> bool:
+    return not args.student.startswith("preset:")
+
+
+def steps_of(name: str, args) -> int:
+    real = PRETRAINED_STEPS if pretrained(args) else REAL_STEPS
+    return MIXED_STEPS if name == "mixed" else SYNTHETIC.get(name, (None, real))[1]
 
 
 def main(argv=None) -> int:
@@ -178,10 +196,15 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, a few questions")
     ap.add_argument("--steps", type=int, help="optimizer steps for every set (calibration; the README's figures use each set's default)")
     ap.add_argument("--sets", nargs="*", help="only these sets")
+    ap.add_argument("--student", default="preset:tiny", help="preset:NAME (from scratch, the default), pretrained:NAME "
+                    "or a model path (real-data sets only)")
+    ap.add_argument("--layers", type=int, default=None, help="pretrained students: keep this many layers")
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
-    names = [*SYNTHETIC, "mixed"]
+    if args.quick and pretrained(args):
+        args.layers = 1  # a smoke run of the pretrained path: 1+1 layers, 2 steps
+    names = [] if pretrained(args) else [*SYNTHETIC, "mixed"]
     if teacher_file(args.data, "coin_flip").exists():
         names += REAL
     else:
@@ -200,7 +223,7 @@ def main(argv=None) -> int:
             f.result()
         # Longest jobs first, so the pool's last ones are short.
         jobs = sorted(((n, k, m) for n in names for k in seeds for m in METHODS),
-                      key=lambda j: -steps_of(j[0]) * (2 if j[2] in ("adaptive", "ft_cot") else 1))
+                      key=lambda j: -steps_of(j[0], args) * (2 if j[2] in ("adaptive", "ft_cot") else 1))
         futs = {j: pool.submit(train_eval, *j, args) for j in jobs}
         results = {j: f.result() for j, f in futs.items()}
     sets, forced, routing, mixed_parts, setup = {}, {}, {}, None, {}
@@ -225,13 +248,19 @@ def main(argv=None) -> int:
                     "seconds": {m: [results[n, k, m]["seconds"] for k in seeds] for m in METHODS}}
     summary = {
         "sets": sets, "bars": check_bars(sets), "adaptive_forced": forced, "routing": routing,
-        "mixed_by_part": mixed_parts, "setup": setup, "student": "preset:tiny (from scratch)",
+        "mixed_by_part": mixed_parts, "setup": setup, "student": student_label(args),
         "device": _device(), "quick": args.quick, "seeds": args.seeds, "seconds": round(time.time() - t0, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print_tables(summary, args)
     return 0
+
+
+def student_label(args) -> str:
+    if not pretrained(args):
+        return f"{args.student} (from scratch)"
+    return f"{args.student}" + (f" ({args.layers} layers)" if args.layers else "")
 
 
 def _device() -> str:
@@ -255,7 +284,7 @@ def print_tables(summary: dict, args) -> None:
     for bar, v in summary["bars"].items():
         print(f"  {bar}: {json.dumps(v)}")
     seeds = f", {summary['seeds']} seeds pooled" if summary["seeds"] > 1 else ""
-    print(f"\nAnswer-first students, from scratch, equal budgets ({summary['device']}, {summary['seconds']:.0f} s{seeds})"
+    print(f"\nAnswer-first students, {summary['student']}, equal budgets ({summary['device']}, {summary['seconds']:.0f} s{seeds})"
           f" -> {args.out / 'summary.json'}")
     print(f"{'set':26} {'method':13} {'accuracy':>8} {'95% CI':>13} {'gen. tokens':>11} {'s/100 q':>8} {'post %':>7}")
     for n, ms in sets.items():

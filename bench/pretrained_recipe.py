@@ -1,13 +1,14 @@
 """Choose the training recipe of pretrained students on validation data only.
 
 Trains `ft_cot` students (`pretrained:minilm-seq2seq` by default) on the kept text-davinci-002
-rationales of the official train split of each task, one per learning rate, with the same number
+rationales of the official train split of each task, one per setting (learning rate x learning-rate
+multiplier of the parts the warm start adds new, `train.new_parts_lr_scale`), with the same number
 of epochs, and reports each one's best validation loss and validation accuracy (greedy answers on
 the validation questions, which are carved from the training questions). The test split is never
-read. The learning rate with the lowest mean validation loss is the recipe's.
+read. The setting with the lowest mean validation loss is the recipe's.
 
     python bench/pretrained_recipe.py --data ../shared/data --out runs/recipe --layers 3 \\
-        --lrs 5e-5 1e-4 3e-4 --epochs 10 --tasks coin_flip last_letter_concatenation
+        --lrs 5e-5 1e-4 3e-4 --scales 1 10 --epochs 10 --tasks coin_flip last_letter_concatenation
 """
 from __future__ import annotations
 
@@ -26,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
 
 
-def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: float, epochs: float,
-        extra: list[str]) -> dict:
+def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: float, scale: float,
+        epochs: float, extra: list[str]) -> dict:
     cfg = load_config(None, [
-        f"out={out / task / f'lr{lr:g}'}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
+        f"out={out / task / (f'lr{lr:g}' + (f'-x{scale:g}' if scale != 1 else ''))}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
         "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
         f"student.model={student}", *([f"student.layers={layers}"] if layers else []),
-        f"train.learning_rate={lr}", f"train.epochs={epochs}", "methods=[ft_cot]", *extra,
+        f"train.learning_rate={lr}", f"train.new_parts_lr_scale={scale}", f"train.epochs={epochs}", "methods=[ft_cot]", *extra,
     ])
     run = Run(cfg)
     t0 = time.time()
@@ -43,7 +44,7 @@ def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: 
     preds = predict(cfg.method("ft_cot"), model, tok, seq2seq, val, max_new_tokens=run.eval_max_new_tokens("ft_cot"),
                     batch_size=cfg.eval.batch_size)
     val_acc = summarize(preds)
-    return {"lr": lr, "best_val_loss": info["best_val_loss"], "best_step": info["best_step"], "steps": info["steps"],
+    return {"lr": lr, "scale": scale, "best_val_loss": info["best_val_loss"], "best_step": info["best_step"], "steps": info["steps"],
             "val_accuracy": val_acc["accuracy"], "val_n": val_acc["n"], "minutes": round((time.time() - t0) / 60, 1)}
 
 
@@ -54,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--student", default="pretrained:minilm-seq2seq")
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--lrs", type=float, nargs="+", default=[5e-5, 1e-4, 3e-4])
+    ap.add_argument("--scales", type=float, nargs="+", default=[1.0],
+                    help="learning-rate multipliers for the warm start's new parts (train.new_parts_lr_scale)")
     ap.add_argument("--epochs", type=float, default=10)
     ap.add_argument("--tasks", nargs="+", default=["coin_flip"])
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, a few steps on 40 questions")
@@ -64,24 +67,32 @@ def main(argv=None) -> int:
     extra = ["task.n_train=40", "train.eval_every=2", "eval.max_new_tokens=8", "train.batch_size=8"] if args.quick else []
     layers, epochs = (1, 0.5) if args.quick else (args.layers, args.epochs)
     results: dict = {}
+    settings = [(lr, scale) for lr in args.lrs for scale in args.scales]
     for task in args.tasks:
-        results[task] = [one(args.data, args.out, task, args.student, layers, lr, epochs, extra) for lr in args.lrs]
+        results[task] = [one(args.data, args.out, task, args.student, layers, lr, scale, epochs, extra)
+                         for lr, scale in settings]
         write_json(args.out / "summary.json", {"student": args.student, "layers": layers, "epochs": epochs,
                                                 "tasks": results})
-    mean_loss = {lr: sum(r["best_val_loss"] for t in results.values() for r in t if r["lr"] == lr) / len(results)
-                 for lr in args.lrs}
-    best = min(mean_loss, key=mean_loss.get)
+    mean_loss = {key(lr, scale): sum(r["best_val_loss"] for t in results.values() for r in t
+                                     if (r["lr"], r["scale"]) == (lr, scale)) / len(results)
+                 for lr, scale in settings}
+    best_lr, best_scale = min(settings, key=lambda s: mean_loss[key(*s)])
+    chosen = {"learning_rate": best_lr, "new_parts_lr_scale": best_scale}
     write_json(args.out / "summary.json", {"student": args.student, "layers": layers, "epochs": epochs,
-                                            "tasks": results, "mean_val_loss": mean_loss, "chosen_lr": best})
+                                            "tasks": results, "mean_val_loss": mean_loss, "chosen": chosen})
     print(f"\nft_cot, {args.student} ({layers} layers), {epochs} epochs; validation split only")
-    print(f"{'task':28} {'lr':>8} {'best val loss':>14} {'best/steps':>11} {'val acc %':>10} {'min':>5}")
+    print(f"{'task':28} {'lr':>8} {'new x':>6} {'best val loss':>14} {'best/steps':>11} {'val acc %':>10} {'min':>5}")
     for task, rows in results.items():
         for r in rows:
-            print(f"{task:28} {r['lr']:8.0e} {r['best_val_loss']:14.4f} {r['best_step']:>5}/{r['steps']:<5} "
+            print(f"{task:28} {r['lr']:8.0e} {r['scale']:6g} {r['best_val_loss']:14.4f} {r['best_step']:>5}/{r['steps']:<5} "
                   f"{r['val_accuracy']:10.2f} {r['minutes']:5.1f}")
-    print(f"chosen learning rate (lowest mean validation loss): {best:g}")
-    print(json.dumps({"chosen_lr": best}))
+    print(f"chosen (lowest mean validation loss): learning rate {best_lr:g}, new parts x{best_scale:g}")
+    print(json.dumps({"chosen": chosen}))
     return 0
+
+
+def key(lr: float, scale: float) -> str:
+    return f"lr={lr:g},scale={scale:g}"
 
 
 if __name__ == "__main__":

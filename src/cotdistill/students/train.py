@@ -19,6 +19,7 @@ from ..errors import DataError
 from ..io import read_jsonl_list
 from ..methods.base import Pair
 from .data import Collator, encode_pairs
+from .pretrained import NEW_PARTS_ATTR
 
 log = logging.getLogger(__name__)
 # EncoderDecoderModel warns on every training run that models trained before transformers 4.12
@@ -39,11 +40,43 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+def split_new_parts(optimizer, model, scale: float) -> int:
+    """Give the parameters a warm-started student added new (named by the model config's
+    `cotdistill_new_parameters`, e.g. cross-attention) `scale` x the learning rate of their group:
+    they start from random weights while the rest is pretrained. Returns how many were scaled."""
+    fragments = getattr(model.config, NEW_PARTS_ATTR, None) or []
+    new = {id(p) for n, p in model.named_parameters() if any(f in n for f in fragments)}
+    if scale == 1.0 or not new:
+        return 0
+    groups = []
+    for g in optimizer.param_groups:
+        for is_new in (False, True):
+            params = [p for p in g["params"] if (id(p) in new) == is_new]
+            if params:
+                groups.append({**g, "params": params, "lr": g["lr"] * (scale if is_new else 1.0)})
+    optimizer.param_groups.clear()
+    for g in groups:
+        optimizer.add_param_group(g)
+    return len(new)
+
+
 def _trainer_cls(seq2seq: bool):
     from transformers import Seq2SeqTrainer, Trainer
 
     class WeightedTrainer(Seq2SeqTrainer if seq2seq else Trainer):
-        """Per-pair loss weights (multi-task methods); uniform weights use the model's own loss."""
+        """Per-pair loss weights (multi-task methods); uniform weights use the model's own loss.
+        New parts of a warm-started student may learn faster (`train.new_parts_lr_scale`)."""
+
+        new_parts_lr_scale = 1.0
+
+        def create_optimizer(self, model=None):
+            fresh = self.optimizer is None
+            optimizer = super().create_optimizer(model)
+            if fresh:
+                n = split_new_parts(optimizer, self.model if model is None else model, self.new_parts_lr_scale)
+                if n:
+                    log.info("%d new parameter tensors train at %g x the learning rate", n, self.new_parts_lr_scale)
+            return optimizer
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             weights = inputs.pop("weights")
@@ -126,6 +159,7 @@ def train_student(
         model=model, args=args, train_dataset=train_feats, eval_dataset=val_feats or None,
         data_collator=Collator(tok.pad_token_id), callbacks=[Hooks()],
     )
+    trainer.new_parts_lr_scale = cfg.new_parts_lr_scale
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our progress bar and train_log.jsonl replace its prints
