@@ -117,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per method (default: 1000 for presets; "
                     "pretrained students train by the pretrained recipe's epochs)")
     ap.add_argument("--epochs", type=float, default=None, help="passes over the training pairs instead of --steps")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores); 1 leaves a core "
+                    "for another job")
     ap.add_argument("--preset", default=None, help=argparse.SUPPRESS)  # old spelling of --student preset:NAME
     ap.add_argument("--quick", action="store_true", help="smoke run: teacher figures plus 20-step students")
     args = ap.parse_args(argv)
@@ -141,6 +143,8 @@ def main(argv=None) -> int:
         train = [f"train.max_steps={args.steps}", "train.epochs=null"] if args.steps else []
     if args.epochs:
         train.append(f"train.epochs={args.epochs}")
+    if args.threads:
+        train.append(f"train.threads={args.threads}")
     if args.quick:
         train += ["eval.max_new_tokens=16", "train.eval_every=2"] if not scratch else []
     t0 = time.time()

@@ -110,15 +110,15 @@ class StudentConfig(_Strict):
 # "pretrained" was chosen on validation data only (bench/pretrained_recipe.py; docs/config.md).
 RECIPES: dict[str, dict[str, Any]] = {
     "scratch": {"learning_rate": 2e-3, "warmup_steps": 100, "batch_size": 32},
-    "pretrained": {"learning_rate": 1e-4, "warmup_steps": 20, "batch_size": 16, "weight_decay": 0.01, "epochs": 10,
-                   "eval_every": 25},
+    "pretrained": {"learning_rate": 1e-4, "new_parts_lr_scale": 10.0, "warmup_steps": 20, "batch_size": 16,
+                   "weight_decay": 0.01, "epochs": 10, "eval_every": 25},
 }
 
 
 class TrainConfig(_Strict):
     recipe: Literal["scratch", "pretrained"] | None = Field(
         None, description="fill unset keys from a recipe: scratch (from-scratch presets) or pretrained "
-        "(pretrained students: lr 1e-4, 10 epochs, batch 16); keys set in the config win")
+        "(pretrained students: lr 1e-4, new parts at 10x, 10 epochs, batch 16); keys set in the config win")
     epochs: float | None = Field(None, gt=0, description="passes over the training pairs; sets max_steps from the "
                                  "data (pairs x epochs / batch_size), so methods with more pairs get more steps")
     max_steps: int = Field(1000, ge=1, description="optimizer steps (the budget; equal across methods)")
