@@ -107,18 +107,22 @@ def _task_problems(cfg: RunConfig) -> list[str]:
         return []
     if t.source == "benchmark":
         from .tasks.benchmarks import BENCHMARKS
+        from .tasks.understanding import FOLDERS, UNDERSTANDING
 
-        found = [] if t.name in BENCHMARKS else [f"`task.name`: {unknown_name('benchmark', t.name, BENCHMARKS)}"]
+        known = [*BENCHMARKS, *UNDERSTANDING]
+        found = [] if t.name in known else [f"`task.name`: {unknown_name('benchmark', t.name, known)}"]
+        folder = FOLDERS.get(t.name, "reasoning")
         if not Path(t.data_dir).is_dir():  # type: ignore[arg-type]  # required by TaskConfig
             found.append(f"`task.data_dir`: {t.data_dir} is not a folder")
-        elif not (Path(t.data_dir) / "reasoning").is_dir():  # type: ignore[arg-type]
-            found.append(f"`task.data_dir`: {t.data_dir} has no reasoning/ folder (the benchmarks' folder)")
+        elif not (Path(t.data_dir) / folder).is_dir():  # type: ignore[arg-type]
+            found.append(f"`task.data_dir`: {t.data_dir} has no {folder}/ folder (where {t.name} lives)")
         return found
     if t.source == "file":
         found = _exists(t.path, "task.path") + _exists(t.test_path, "task.test_path")
         for field, p in (("task.path", t.path), ("task.test_path", t.test_path)):
-            if p and Path(p).suffix.lower() not in (".jsonl", ".json", ".csv"):
-                found.append(f"`{field}`: {p}: unsupported file type {Path(p).suffix!r}; use .jsonl, .json or .csv")
+            suffix = Path(p.removesuffix(".gz")).suffix.lower() if p else ""
+            if p and suffix not in (".jsonl", ".json", ".csv"):
+                found.append(f"`{field}`: {p}: unsupported file type {suffix!r}; use .jsonl, .json or .csv (optionally .gz)")
         return found
     return []
 

@@ -169,7 +169,9 @@ def text_candidates(text: str) -> list[str]:
 
 
 def normalize_label(s: str) -> str:
-    return re.sub(r"\s*[/>.]\s*", "/", normalize_text(s))
+    out = re.sub(r"\s*[/>.]\s*", "/", normalize_text(s))
+    # normalize_text strips outer punctuation; a directed relation keeps its closing bracket
+    return out + ")" if out.count("(") > out.count(")") and s.rstrip().endswith(")") else out
 
 
 def candidates(text: str, kind: AnswerKind | str, choices: Sequence[str] | None = None) -> list[str]:

@@ -132,8 +132,14 @@ def load_benchmark(name: str, data_dir: str | Path, split: str = "all") -> list[
     `split` is "all", or "train"/"test" of the official Fine-tune-CoT split."""
     from ..registry import unknown_name
 
+    from .understanding import UNDERSTANDING, load_understanding
+
+    if name in UNDERSTANDING:
+        if split == "all":
+            return load_understanding(name, Path(data_dir), "train") + load_understanding(name, Path(data_dir), "test")
+        return load_understanding(name, Path(data_dir), split)
     if name not in BENCHMARKS:
-        raise unknown_name("benchmark", name, BENCHMARKS)
+        raise unknown_name("benchmark", name, [*BENCHMARKS, *UNDERSTANDING])
     root = Path(data_dir)
     if not (root / "reasoning").is_dir():
         raise DataError(f"{root}: no 'reasoning/' folder; point `data_dir` at the folder holding the benchmarks")

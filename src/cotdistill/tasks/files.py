@@ -24,6 +24,13 @@ def read_text(path: Path) -> str:
     if path.is_dir():
         raise DataError(f"{path}: is a folder, not a data file")
     data = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: not a readable gzip file ({e})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -97,7 +104,8 @@ def records_to_examples(
 def load_file(path: str | Path, kind: AnswerKind | str, columns: dict[str, str] | None = None) -> list[Example]:
     """Load .jsonl, .json (a list of objects) or .csv into Examples."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    suffix = suffix.removesuffix(".gz")  # gzip-compressed files read like their plain kind
     if suffix == ".jsonl":
         recs = ((f"{path}:{n}", r) for n, r in read_jsonl(path))
     elif suffix == ".json":
@@ -109,7 +117,7 @@ def load_file(path: str | Path, kind: AnswerKind | str, columns: dict[str, str] 
         rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
         recs = ((f"{path}:{i + 2}", r) for i, r in enumerate(rows))  # line 1 is the header
     else:
-        raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .csv")
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .csv (optionally .gz)")
     out = records_to_examples(recs, kind, columns, id_prefix=f"{path.stem}-")
     if not out:
         raise DataError(f"{path}: no examples in file")
