@@ -50,12 +50,20 @@ def _student_problems(cfg: RunConfig) -> list[str]:
     if s.layers is not None and not s.model.startswith("pretrained:"):
         found.append(f"`student.layers`: picks layers of a `pretrained:` student; {s.model!r} is not one")
     if not found:
+        from .methods import METHODS
         from .students import is_masked_lm
 
-        if is_masked_lm(s.model):
+        masked = is_masked_lm(s.model)
+        kinds = {m: METHODS.get(m).student_kind for m in cfg.methods if m in METHODS}
+        generative = [m for m, k in kinds.items() if k == "generative"]
+        mlm_only = [m for m, k in kinds.items() if k == "masked"]
+        if masked and generative:
             found.append(f"`student.model`: {s.model} is a masked LM: it fills [MASK] slots and cannot write "
-                         f"rationales or answers for {', '.join(cfg.methods)}; use a causal or seq2seq student "
+                         f"rationales or answers for {', '.join(generative)}; use a causal or seq2seq student "
                          f"(e.g. pretrained:minilm-seq2seq)")
+        if not masked and mlm_only:
+            found.append(f"`student.model`: {', '.join(mlm_only)} fill [MASK] slots of a masked-LM student; {s.model} "
+                         f"is not one (use e.g. pretrained:minilm-mlm or a BERT-style model)")
     return found
 
 

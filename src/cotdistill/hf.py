@@ -36,9 +36,9 @@ def saved_architecture(name_or_path: str) -> str:
         return ""
 
 
-def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto", masked: bool = False):
+def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto", masked: bool | None = False):
     """(model, tokenizer, is_seq2seq) from a hub id or a local directory. A masked LM loads only
-    when asked for (`masked=True`): it cannot generate."""
+    when asked for (`masked=True`; it cannot generate) or when `masked=None` (whatever it is)."""
     from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
                               AutoTokenizer)
 
@@ -53,6 +53,8 @@ def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = 
         raise ModelError(f"cannot load model config from {name_or_path!r}: {e}") from None
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     is_mlm = is_masked_architecture((getattr(config, "architectures", None) or [""])[0])
+    if masked is None:
+        masked = is_mlm
     if is_mlm != masked:
         raise ModelError(f"{name_or_path} is {'a masked LM: it fills [MASK] slots and cannot generate' if is_mlm else 'not a masked LM'}")
     cls = AutoModelForMaskedLM if masked else AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM

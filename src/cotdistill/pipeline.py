@@ -154,10 +154,17 @@ class Run:
             return [p for e in exs for p in method.train_pairs(e, by_q.get(e.id, []), seq2seq)
                     if not method.uses_rationales or by_q.get(e.id)]
 
-        train_pairs, val_pairs = pairs(tr), pairs(va)
-        tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(train_pairs))})
-        with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
-            res = train_student(model, tok, seq2seq, train_pairs, val_pairs, tcfg, mdir, progress=adv)
+        if method.student_kind == "masked":  # the method owns features and loss: train its module
+            module = method.build(model, tok, tr, seed=self.cfg.train.seed)
+            tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(tr))})
+            with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
+                res = train_student(module, tok, False, tr, va, tcfg, mdir, progress=adv, encode=method.encode,
+                                    collator=method.collator(tok))
+        else:
+            train_pairs, val_pairs = pairs(tr), pairs(va)
+            tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(train_pairs))})
+            with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
+                res = train_student(model, tok, seq2seq, train_pairs, val_pairs, tcfg, mdir, progress=adv)
         tmp = mdir / "model.partial"  # saved whole, then moved into place: never a half-written model
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
@@ -194,7 +201,7 @@ class Run:
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
             preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self.eval_max_new_tokens(method_name),
                             batch_size=self.cfg.eval.batch_size, progress=adv)
-        metrics = summarize(preds)
+        metrics = {**summarize(preds), **method.metrics(preds)}
         write_jsonl(mdir / "predictions.jsonl", preds)
         write_json(mdir / "metrics.json", metrics)
         return preds, metrics

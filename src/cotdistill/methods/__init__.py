@@ -4,9 +4,12 @@ from __future__ import annotations
 from ..registry import Registry
 from .adaptive import AdaptiveThinking
 from .base import Method, Output, Pair, Parsed, validate_options
+from .cott import CoTT
 from .direct import Direct
+from .finetune_cls import FinetuneCls
 from .ft_cot import FineTuneCoT
 from .post import PostThinking
+from .prompt_tuning import PromptTuning
 from .step_by_step import DistillingStepByStep
 
 METHODS: Registry[type[Method]] = Registry("method")
@@ -15,6 +18,10 @@ METHODS.register("ft_cot")(FineTuneCoT)
 METHODS.register("post")(PostThinking)
 METHODS.register("adaptive")(AdaptiveThinking)
 METHODS.register("step_by_step")(DistillingStepByStep)
+# Masked-LM methods: they classify with a BERT-style student instead of generating.
+METHODS.register("cott")(CoTT)
+METHODS.register("prompt_tuning")(PromptTuning)
+METHODS.register("finetune_cls")(FinetuneCls)
 
 
 def get_method(name: str, options: dict | None = None) -> Method:

@@ -70,6 +70,9 @@ class Method(abc.ABC):
     paper: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = MethodOptions
     inference_options: ClassVar[frozenset[str]] = frozenset()
+    # "generative": writes its answer (decoder-only or encoder-decoder students); "masked": fills
+    # [MASK] slots of a masked-LM student and owns its features, loss and decoding (masked.py).
+    student_kind: ClassVar[str] = "generative"
 
     def __init__(self, options: dict | None = None):
         self.opts = validate_options(type(self), options)
@@ -137,6 +140,10 @@ class Method(abc.ABC):
 
     def load_extras(self, model_dir: Path, model) -> None:
         """Load what `after_train` saved beside the student, before `predict`."""
+
+    def metrics(self, preds: list[dict]) -> dict:
+        """Figures of this method's own beyond accuracy (e.g. macro-F1), merged into metrics.json."""
+        return {}
 
 
 def validate_options(cls: type[Method], options: dict | None) -> BaseModel:

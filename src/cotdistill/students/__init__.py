@@ -17,13 +17,16 @@ def load_student(model: str, trust_remote_code: bool = False, seed: int = 0, lay
         return build_preset(model.split(":", 1)[1], seed=seed)
     if model.startswith("pretrained:"):
         return build_pretrained(model.split(":", 1)[1], layers=layers, seed=seed)
-    return hf.load_model(model, trust_remote_code=trust_remote_code)
+    # A masked LM loads as one; the preflight (checks.py) keeps it away from generating methods.
+    return hf.load_model(model, trust_remote_code=trust_remote_code, masked=None)
 
 
 def is_masked_lm(model_name: str) -> bool:
     """A masked-LM student fills [MASK] slots; it cannot generate rationales."""
     if model_name.startswith("pretrained:"):
         return model_name.endswith("-mlm")
+    if model_name.startswith("preset:"):
+        return PRESETS.get(model_name.split(":", 1)[1], ("",))[0] == "bert"
     return hf.is_masked_architecture(hf.saved_architecture(model_name))
 
 

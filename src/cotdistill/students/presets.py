@@ -18,36 +18,42 @@ PRESETS: dict[str, tuple[str, int, int, int, int]] = {
     "medium": ("llama", 512, 6, 8, 1376),  # ~19M
     "t5-tiny": ("t5", 64, 2, 4, 176),
     "t5-small": ("t5", 128, 4, 4, 352),
+    "bert-tiny": ("bert", 64, 2, 4, 176),  # a masked LM, for the masked-LM methods' pipeline tests
 }
+MLM_SPECIALS = ["[CLS]", "[SEP]", "[MASK]"]
 
 
-def byte_tokenizer():
+def byte_tokenizer(masked: bool = False):
     """A byte-level tokenizer with no merges: every byte is a token, so any text encodes, it needs
-    no download, and `save_pretrained` / `AutoTokenizer.from_pretrained` round-trip it."""
+    no download, and `save_pretrained` / `AutoTokenizer.from_pretrained` round-trip it. `masked`
+    adds BERT's [CLS], [SEP] and [MASK]."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIALS + sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    specials = SPECIALS + (MLM_SPECIALS if masked else [])
+    vocab = {t: i for i, t in enumerate(specials + sorted(pre_tokenizers.ByteLevel.alphabet()))}
     tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tk.decoder = decoders.ByteLevel()
+    extra = dict(zip(("cls_token", "sep_token", "mask_token"), MLM_SPECIALS)) if masked else {}
     return PreTrainedTokenizerFast(
         tokenizer_object=tk, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        model_max_length=2048,
+        model_max_length=2048, **extra,
     )
 
 
 def build_preset(name: str, seed: int = 0):
     """(model, tokenizer, is_seq2seq) with random weights."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
+    from transformers import (BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM, T5Config,
+                              T5ForConditionalGeneration)
 
     if name not in PRESETS:
         from ..registry import unknown_name
 
         raise unknown_name("student preset", name, PRESETS)
     arch, d, layers, heads, ffn = PRESETS[name]
-    tok = byte_tokenizer()
+    tok = byte_tokenizer(masked=arch == "bert")
     torch.manual_seed(seed)
     common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     if arch == "llama":
@@ -60,4 +66,8 @@ def build_preset(name: str, seed: int = 0):
                        num_heads=heads, decoder_start_token_id=tok.pad_token_id, feed_forward_proj="gated-gelu",
                        tie_word_embeddings=True, **common)
         return T5ForConditionalGeneration(cfg), tok, True
+    if arch == "bert":
+        cfg = BertConfig(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
+                         max_position_embeddings=512, vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+        return BertForMaskedLM(cfg), tok, False
     raise ConfigError(f"preset {name!r}: unknown architecture {arch!r}")  # pragma: no cover

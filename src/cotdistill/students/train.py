@@ -44,7 +44,7 @@ def split_new_parts(optimizer, model, scale: float) -> int:
     """Give the parameters a warm-started student added new (named by the model config's
     `cotdistill_new_parameters`, e.g. cross-attention) `scale` x the learning rate of their group:
     they start from random weights while the rest is pretrained. Returns how many were scaled."""
-    fragments = getattr(model.config, NEW_PARTS_ATTR, None) or []
+    fragments = getattr(getattr(model, "config", None), NEW_PARTS_ATTR, None) or []
     new = {id(p) for n, p in model.named_parameters() if any(f in n for f in fragments)}
     if scale == 1.0 or not new:
         return 0
@@ -102,8 +102,12 @@ def _trainer_cls(seq2seq: bool):
 
 def train_student(
     model, tok, seq2seq: bool, train_pairs: list[Pair], val_pairs: list[Pair], cfg, out_dir: str | Path,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, encode: Callable[[list, int], tuple[list[dict], int]] | None = None,
+    collator: Callable[[list[dict]], dict] | None = None,
 ) -> TrainResult:
+    """Train on text pairs, or, for a method that owns its inputs and loss (masked-LM methods),
+    on whatever `encode(items, max_tokens) -> (features, skipped)` makes of its items, batched by
+    `collator`, with `model` a module whose forward returns {"loss": ...}."""
     from transformers import Seq2SeqTrainingArguments, TrainerCallback, TrainingArguments
 
     out_dir = Path(out_dir)
@@ -114,8 +118,9 @@ def train_student(
     positions = max_positions(model)
     limit = min(cfg.max_length, positions or cfg.max_length)  # BERT: 512 positions
     where = f"{limit} tokens (train.max_length={cfg.max_length}, model positions {positions})"
-    train_feats, skip_t = encode_pairs(train_pairs, tok, seq2seq, limit)
-    val_feats, skip_v = encode_pairs(val_pairs, tok, seq2seq, limit)
+    encode = encode or (lambda items, n: encode_pairs(items, tok, seq2seq, n))
+    train_feats, skip_t = encode(train_pairs, limit)
+    val_feats, skip_v = encode(val_pairs, limit)
     skipped = skip_t + skip_v
     if skipped:
         log.warning("skipped %d training sequences longer than %s", skipped, where)
@@ -124,7 +129,8 @@ def train_student(
             f"no training sequences left: {len(train_pairs)} pairs, {skip_t} over {where}"
             if train_pairs else "no training pairs (did curation keep any rationale?)"
         )
-    longest = max(sum(1 for t in f["labels"] if t != -100) for f in train_feats)
+    longest = max((sum(1 for t in f["labels"] if t != -100) for f in train_feats if isinstance(f.get("labels"), list)),
+                  default=0)  # generated targets only: a label index is not a sequence
     ckpt_dir = out_dir / "checkpoints"
     last = _last_checkpoint(ckpt_dir) if cfg.resume else None
     if last is not None:
@@ -157,7 +163,7 @@ def train_student(
     )
     trainer = _trainer_cls(seq2seq)(
         model=model, args=args, train_dataset=train_feats, eval_dataset=val_feats or None,
-        data_collator=Collator(tok.pad_token_id), callbacks=[Hooks()],
+        data_collator=collator or Collator(tok.pad_token_id), callbacks=[Hooks()],
     )
     trainer.new_parts_lr_scale = cfg.new_parts_lr_scale
     from transformers.trainer_callback import PrinterCallback
@@ -205,7 +211,12 @@ def _finished(model, last: Path, ckpt_dir: Path, max_steps: int):
     best = ckpt_dir / Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
     src = best if best is not None and best.is_dir() else last
     log.info("training already finished at step %d: loading %s", state.global_step, src)
-    model.load_state_dict(type(model).from_pretrained(str(src)).state_dict())
+    if hasattr(type(model), "from_pretrained"):
+        model.load_state_dict(type(model).from_pretrained(str(src)).state_dict())
+    else:  # a method's own module: the Trainer saved its state dict
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(src / "model.safetensors")))
     # The log written when that training ended also holds its closing record, which the checkpoint lacks.
     written = ckpt_dir.parent / LOG_FILE
     history = read_jsonl_list(written) if written.exists() else [dict(h) for h in state.log_history]

@@ -95,7 +95,9 @@ def records_to_examples(
             "answer": str(rec[cols["answer"]]),
             "kind": kind,
             "choices": choices or None,
-            "metadata": {k: v for k, v in rec.items() if k not in used},
+            # Fields mapped beyond the schema's (intermediate, head_span, ...) land in metadata by field name.
+            "metadata": {**{k: v for k, v in rec.items() if k not in used},
+                         **{f: rec[c] for f, c in cols.items() if f not in DEFAULT_COLUMNS and c in rec}},
         }
         out.append(Example.parse(obj, where))
     return out
