@@ -36,6 +36,10 @@ class TaskConfig(_Strict):
     columns: dict[str, str] = Field(default_factory=dict, description="{field: column} for file/hf sources")
     n_train: int = Field(2000, ge=0, description="synthetic: training questions; others: cap (0 = all)")
     n_test: int = Field(500, ge=1, description="synthetic: test questions; file without test_path: held out")
+    n_test_max: int = Field(0, ge=0, description="benchmark/file/hf: evaluate on at most this many test questions "
+                            "(0 = all)")
+    sample: Literal["first", "random"] = Field("first", description="which questions n_train / n_test_max keep: the "
+                                               "first ones in file order, or a random sample drawn with `seed`")
     seed: int = 0
 
     @property

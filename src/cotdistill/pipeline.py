@@ -57,7 +57,8 @@ class Run:
         tr, te = self.out / "data/train.jsonl", self.out / "data/test.jsonl"
         stamp = self.out / "data/task.json"
         if tr.exists() and te.exists():
-            _check_same(stamp, self.cfg.task.model_dump(mode="json"), "task")
+            _check_same(stamp, self.cfg.task.model_dump(mode="json"), "task",
+                        defaults={k: f.default for k, f in type(self.cfg.task).model_fields.items()})
             return self._read_examples(tr), self._read_examples(te)
         train, test = load_task(self.cfg.task)
         write_jsonl(te, [e.model_dump(mode="json") for e in test])
@@ -275,12 +276,14 @@ def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Ex
     return [e for e in examples if e.id not in held_ids], [e for e in examples if e.id in held_ids]
 
 
-def _check_same(stamp: Path, current: dict, what: str) -> None:
-    """A run folder holds one experiment: refuse to mix artifacts made under another config."""
+def _check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None) -> None:
+    """A run folder holds one experiment: refuse to mix artifacts made under another config. A key
+    the stamp lacks (a setting added since it was written) matches its default."""
     import json
 
     if stamp.exists():
         before = json.loads(stamp.read_text())
+        before = {**{k: v for k, v in (defaults or {}).items() if k in current and k not in before}, **before}
         if before != current:
             diff = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
             raise ConfigError(

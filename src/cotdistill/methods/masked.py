@@ -186,6 +186,9 @@ class MaskedModule(nn.Module):
     a soft prompt inserted after [CLS], and label heads. The full MLM (for save_pretrained) is
     kept outside the module tree so that tied output embeddings are not saved twice."""
 
+    # What a warm start adds new (train.new_parts_lr_scale): everything but the pretrained encoder.
+    new_parameter_fragments = ("transform.", "heads.", "prompt", "classifier.")
+
     def __init__(self, mlm, heads: dict[str, LabelHead], n_virtual_tokens: int, classifier: nn.Module | None = None):
         super().__init__()
         if not hasattr(mlm, "bert") or not hasattr(mlm, "cls"):

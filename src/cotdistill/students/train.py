@@ -44,7 +44,8 @@ def split_new_parts(optimizer, model, scale: float) -> int:
     """Give the parameters a warm-started student added new (named by the model config's
     `cotdistill_new_parameters`, e.g. cross-attention) `scale` x the learning rate of their group:
     they start from random weights while the rest is pretrained. Returns how many were scaled."""
-    fragments = getattr(getattr(model, "config", None), NEW_PARTS_ATTR, None) or []
+    fragments = getattr(model, "new_parameter_fragments", None) or \
+        getattr(getattr(model, "config", None), NEW_PARTS_ATTR, None) or []
     new = {id(p) for n, p in model.named_parameters() if any(f in n for f in fragments)}
     if scale == 1.0 or not new:
         return 0

@@ -9,8 +9,15 @@ from .schema import AnswerKind, Example
 __all__ = ["AnswerKind", "Example", "load_task"]
 
 
-def _cap(examples: list[Example], n: int) -> list[Example]:
-    return examples[:n] if n else examples
+def _cap(examples: list[Example], n: int, cfg=None) -> list[Example]:
+    """At most `n` examples (0 = all): the first ones, or with `task.sample: random` a sample
+    drawn with `task.seed`, kept in file order."""
+    if not n or n >= len(examples):
+        return examples
+    if cfg is not None and cfg.sample == "random":
+        keep = set(random.Random(cfg.seed).sample(range(len(examples)), n))
+        return [e for i, e in enumerate(examples) if i in keep]
+    return examples[:n]
 
 
 def load_task(cfg) -> tuple[list[Example], list[Example]]:
@@ -24,12 +31,12 @@ def load_task(cfg) -> tuple[list[Example], list[Example]]:
         test = task.generate(cfg.n_test, seed=cfg.seed + 10_000)
         train = task.generate(cfg.n_train, seed=cfg.seed, exclude={e.question for e in test})
     elif cfg.source == "benchmark":
-        train = _cap(load_benchmark(cfg.name, cfg.data_dir, "train"), cfg.n_train)
-        test = load_benchmark(cfg.name, cfg.data_dir, "test")
+        train = _cap(load_benchmark(cfg.name, cfg.data_dir, "train"), cfg.n_train, cfg)
+        test = _cap(load_benchmark(cfg.name, cfg.data_dir, "test"), cfg.n_test_max, cfg)
     elif cfg.source == "file":
         allx = load_file(cfg.path, cfg.kind, cfg.columns)
         if cfg.test_path:
-            train, test = allx, load_file(cfg.test_path, cfg.kind, cfg.columns)
+            train, test = allx, _cap(load_file(cfg.test_path, cfg.kind, cfg.columns), cfg.n_test_max, cfg)
         else:
             if len(allx) <= cfg.n_test:
                 raise DataError(f"{cfg.path}: {len(allx)} examples, not enough to hold out task.n_test={cfg.n_test}")
@@ -37,10 +44,10 @@ def load_task(cfg) -> tuple[list[Example], list[Example]]:
             allx = allx[:]
             rng.shuffle(allx)
             train, test = allx[cfg.n_test:], allx[: cfg.n_test]
-        train = _cap(train, cfg.n_train)
+        train = _cap(train, cfg.n_train, cfg)
     else:
-        train = _cap(load_hf_dataset(cfg.name, cfg.kind, cfg.hf_train_split, cfg.columns), cfg.n_train)
-        test = load_hf_dataset(cfg.name, cfg.kind, cfg.hf_test_split, cfg.columns)
+        train = _cap(load_hf_dataset(cfg.name, cfg.kind, cfg.hf_train_split, cfg.columns), cfg.n_train, cfg)
+        test = _cap(load_hf_dataset(cfg.name, cfg.kind, cfg.hf_test_split, cfg.columns), cfg.n_test_max, cfg)
     name = cfg.display_name
     if not train:
         raise DataError(f"task {name!r}: the training set is empty")

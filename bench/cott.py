@@ -1,0 +1,186 @@
+"""CoTT against one-step prompt tuning and fine-tuning with a classification head, plus two CoTT
+ablations, on 20 Newsgroups (hierarchical topics) and SemEval-2010 Task 8 (relations), with the
+pretrained MiniLM masked LM (`pretrained:minilm-mlm`), several seeds each.
+
+Variants: cott; prompt_tuning (one [MASK], same verbalizer and soft prompt); finetune (a head on
+[CLS]); cott_no_contrastive (contrastive_weight 0, trained separately); cott_no_rectify (the cott
+students answering without rectification: an inference switch, so no extra training). Every
+trained variant gets the same optimizer steps, batch, learning rate and data. A seed changes the
+training subsample, the test subsample, the initialisation of the new parts and the data order.
+
+The 2-core CPU needs subsamples and short inputs: by default 1,000 random training questions and
+1,000 random test questions per data set and seed, inputs cut at 128 (20 Newsgroups) / 64
+(SemEval) word pieces, 3 epochs at batch 16. Figures: accuracy and macro-F1 of the final label
+(SemEval also its official score: macro-F1 over the 9 relations, direction-aware, Other
+excluded), and of the intermediate step for CoTT; mean over seeds and a 95% t-interval.
+
+    python bench/cott.py --out runs/cott [--data ../shared/data] [--seeds 3] [--layers 6] [--quick]
+
+Prints the table last; writes OUT/summary.json = {"datasets": {"20ng": {VARIANT: {"macro_f1",
+"accuracy", "seeds": [per-seed macro-F1], ...}}, "semeval": {...}}, "bars": ..., "setup": ...}.
+For SemEval, "macro_f1" is the official score (the task's ranking metric); the plain macro-F1 over
+all 19 labels is "macro_f1_all".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+DATASETS = {"20ng": ("20newsgroups", 128), "semeval": ("semeval2010_task8", 64)}
+TRAINED = {"cott": ("cott", {}), "prompt_tuning": ("prompt_tuning", {}), "finetune": ("finetune_cls", {}),
+           "cott_no_contrastive": ("cott", {"contrastive_weight": 0.0})}
+VARIANTS = ["cott", "prompt_tuning", "finetune", "cott_no_contrastive", "cott_no_rectify"]
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def make_cfg(args, dataset: str, seed: int, variant: str):
+    from cotdistill.config import load_config
+
+    name, max_len = DATASETS[dataset]
+    method, opts = TRAINED[variant]
+    opts = {**opts, "max_length": args.max_length or max_len}
+    return load_config(None, [
+        f"out={args.out / dataset / f'seed{seed}' / variant}", "task.source=benchmark", f"task.name={name}",
+        f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test_max={args.n_test}",
+        "task.sample=random", f"task.seed={seed}", f"student.model={args.student}",
+        *([f"student.layers={args.layers}"] if args.layers else []), f"train.seed={seed}",
+        *([f"train.max_steps={args.steps}", "train.epochs=null"] if args.steps else [f"train.epochs={args.epochs}"]),
+        "train.batch_size=16", f"train.eval_every={args.eval_every}", "eval.batch_size=64",
+        *([f"train.threads={args.threads}"] if args.threads else []),
+        f"methods=[{method}]", f"method_options={json.dumps({method: opts})}",
+    ])
+
+
+def run_variant(args, dataset: str, seed: int, variant: str) -> dict:
+    from cotdistill.pipeline import Run
+
+    t0 = time.time()
+    cfg = make_cfg(args, dataset, seed, variant)
+    run = Run(cfg)
+    s = run.run_all()
+    row = dict(s["methods"][cfg.methods[0]])
+    row["minutes"] = round((time.time() - t0) / 60, 2)
+    if variant == "cott":  # the same students without rectification
+        row_nr = no_rectify(run, cfg)
+        return {"cott": row, "cott_no_rectify": row_nr}
+    return {variant: row}
+
+
+def no_rectify(run, cfg) -> dict:
+    from cotdistill.evaluate import predict, summarize
+    from cotdistill.methods import get_method
+
+    t0 = time.time()
+    _, test = run.data()
+    mdir = run.out / "cott" / "model"
+    model, tok, _ = run.load_trained(mdir)
+    m = get_method("cott", {**cfg.method_options["cott"], "rectify": False})
+    m.load_extras(mdir, model)
+    preds = predict(m, model, tok, False, test, batch_size=cfg.eval.batch_size)
+    (run.out / "cott" / "predictions_no_rectify.jsonl").write_text("\n".join(json.dumps(p) for p in preds) + "\n")
+    return {**summarize(preds), **m.metrics(preds), "minutes": round((time.time() - t0) / 60, 2)}
+
+
+def headline(dataset: str, row: dict) -> float:
+    return row["semeval_official_f1"] if dataset == "semeval" else row["macro_f1"]
+
+
+def pool(dataset: str, rows: list[dict]) -> dict:
+    f1s = [headline(dataset, r) for r in rows]
+    accs = [r["accuracy"] for r in rows]
+    n = len(f1s)
+    mean = sum(f1s) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in f1s) / (n - 1)) if n > 1 else 0.0
+    half = T975.get(n - 1, 1.96) * sd / math.sqrt(n) if n > 1 else 0.0
+    out = {"macro_f1": round(mean, 2), "ci95": [round(mean - half, 2), round(mean + half, 2)], "sd": round(sd, 2),
+           "accuracy": round(sum(accs) / n, 2), "seeds": f1s, "seed_accuracies": accs,
+           "minutes": [r.get("minutes") for r in rows]}
+    if dataset == "semeval":
+        out["macro_f1_all"] = round(sum(r["macro_f1"] for r in rows) / n, 2)
+    if all("intermediate_accuracy" in r for r in rows):
+        out["intermediate_accuracy"] = round(sum(r["intermediate_accuracy"] for r in rows) / n, 2)
+        out["intermediate_macro_f1"] = round(sum(r["intermediate_macro_f1"] for r in rows) / n, 2)
+    return out
+
+
+def check_bars(datasets: dict) -> dict:
+    """CoTT above one-step prompt tuning by more than the seed spread, and at or within the CI of
+    fine-tuning."""
+    bars = {}
+    for d, v in datasets.items():
+        c, p, f = v["cott"], v["prompt_tuning"], v["finetune"]
+        spread = max(c["sd"], p["sd"])
+        bars[d] = {"cott_minus_prompt_tuning": round(c["macro_f1"] - p["macro_f1"], 2), "seed_spread": spread,
+                   "above_prompt_tuning": c["macro_f1"] - p["macro_f1"] > spread,
+                   "finetune_ci95": f["ci95"], "within_or_above_finetune": c["macro_f1"] >= f["ci95"][0]}
+    return bars
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/cott"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--student", default="pretrained:minilm-mlm")
+    ap.add_argument("--layers", type=int, default=None, help="keep this many of MiniLM's 6 layers")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--n-train", type=int, default=1000, help="random training questions per data set and seed")
+    ap.add_argument("--n-test", type=int, default=1000, help="random test questions per data set and seed")
+    ap.add_argument("--epochs", type=float, default=3)
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps instead of --epochs")
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--max-length", type=int, default=None, help="input word pieces (default 128 / 64 by data set)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.layers, args.seeds, args.n_train, args.n_test, args.steps, args.max_length, args.eval_every = \
+            1, 2, 48, 24, 3, 48, 3
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
+    missing = [d for d in args.datasets if not (args.data / {"20ng": "20newsgroups", "semeval": "semeval2010-task8"}[d]).is_dir()]
+    if missing:
+        print(f"no data for {missing} under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    rows: dict = {d: {v: [] for v in VARIANTS} for d in args.datasets}
+    for d in args.datasets:
+        for seed in range(args.seeds):
+            for variant in TRAINED:
+                for v, row in run_variant(args, d, seed, variant).items():
+                    rows[d][v].append(row)
+    datasets = {d: {v: pool(d, rs) for v, rs in vs.items()} for d, vs in rows.items()}
+    summary = {"datasets": datasets, "bars": check_bars(datasets),
+               "setup": {"student": args.student, "layers": args.layers or 6, "seeds": args.seeds,
+                         "n_train": args.n_train, "n_test": args.n_test, "epochs": None if args.steps else args.epochs,
+                         "steps": {d: {v: rows[d][v][0].get("steps") for v in TRAINED} for d in args.datasets},
+                         "max_length": {d: args.max_length or DATASETS[d][1] for d in args.datasets},
+                         "batch_size": 16, "quick": args.quick},
+               "minutes": round((time.time() - t0) / 60, 1)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_table(summary, args)
+    return 0
+
+
+def print_table(summary: dict, args) -> None:
+    st = summary["setup"]
+    print("\nBars")
+    for d, b in summary["bars"].items():
+        print(f"  {d}: {json.dumps(b)}")
+    print(f"\nCoTT and baselines, {st['student']} ({st['layers']} layers), {st['seeds']} seeds, {st['n_train']} train / "
+          f"{st['n_test']} test questions per seed, {summary['minutes']} min -> {args.out / 'summary.json'}")
+    print(f"{'data':8} {'variant':20} {'macro-F1':>8} {'95% CI':>13} {'sd':>5} {'acc':>6} {'inter acc':>9}  seeds")
+    for d, vs in summary["datasets"].items():
+        for v, r in vs.items():
+            inter = f"{r['intermediate_accuracy']:9.2f}" if "intermediate_accuracy" in r else f"{'-':>9}"
+            print(f"{d:8} {v:20} {r['macro_f1']:8.2f} {r['ci95'][0]:6.1f}-{r['ci95'][1]:<6.1f} {r['sd']:5.2f} "
+                  f"{r['accuracy']:6.2f} {inter}  {' '.join(f'{x:.1f}' for x in r['seeds'])}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
