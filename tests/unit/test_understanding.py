@@ -104,6 +104,8 @@ def test_label_space_parents_overrides_and_bad_input():
         LabelSpace.from_examples(exs, ".", {"rec.boats": "boats"}, "cott")
     with pytest.raises(DataError, match=r"example '4': label 'graphics' has no '.' path separator"):
         LabelSpace.from_examples([*exs, ex(4, "graphics")], ".", {}, "cott")
+    flat = LabelSpace.from_examples([ex(1, "spam"), ex(2, "ham")], ".", {}, "prompt_tuning", needs_intermediate=False)
+    assert flat.finals == ["ham", "spam"] and flat.parent == {"ham": "ham", "spam": "spam"}  # one-step: flat labels
     with pytest.raises(DataError, match="must have one parent"):
         LabelSpace.from_examples([ex(1, "a.b", intermediate="x"), ex(2, "a.b", intermediate="y")], ".", {}, "cott")
     assert parent_of("a/b", "/") == "a" and undirected("Other") == "Other"

@@ -62,10 +62,13 @@ class LabelSpace:
     words: dict[str, str] = field(default_factory=dict)  # label (final or intermediate) -> verbalizer words
 
     @classmethod
-    def from_examples(cls, examples: list[Example], separator: str, overrides: dict[str, str], method: str) -> "LabelSpace":
+    def from_examples(cls, examples: list[Example], separator: str, overrides: dict[str, str], method: str,
+                      needs_intermediate: bool = True) -> "LabelSpace":
+        """Without `needs_intermediate` (one-step methods), flat labels are their own parents."""
         parent: dict[str, str] = {}
         for ex in examples:
-            inter = intermediate_of(ex, separator)
+            inter = intermediate_of(ex, separator) if needs_intermediate else \
+                (_intermediate_or_none(ex, separator) or ex.answer)
             if parent.setdefault(ex.answer, inter) != inter:
                 raise DataError(f"example {ex.id!r}: label {ex.answer!r} has intermediate {inter!r} here but "
                                 f"{parent[ex.answer]!r} elsewhere; a label must have one parent")
@@ -107,6 +110,13 @@ def intermediate_of(ex: Example, separator: str = ".") -> str:
                         f"has no intermediate step; use hierarchical labels such as 'comp.graphics', set "
                         f"`method_options.*.separator`, or map a parent column with `task.columns.intermediate`")
     return got
+
+
+def _intermediate_or_none(ex: Example, separator: str) -> str | None:
+    try:
+        return intermediate_of(ex, separator)
+    except DataError:
+        return None
 
 
 def is_relation(ex: Example) -> bool:
@@ -292,7 +302,8 @@ class MaskedMethod(Method):
     # -- building --------------------------------------------------------------------------------
     def build(self, model, tok, train: list[Example], seed: int = 0) -> MaskedModule:
         """The module to train, around a freshly loaded student."""
-        self.space = LabelSpace.from_examples(train, self.opts.separator, self.opts.verbalizer, self.name)
+        self.space = LabelSpace.from_examples(train, self.opts.separator, self.opts.verbalizer, self.name,
+                                              needs_intermediate="inter" in self.heads)
         torch.manual_seed(seed)
         self.module = self._module(model, tok)
         self.module.loss_fn = self.loss

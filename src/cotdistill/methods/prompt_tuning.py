@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..tasks.schema import Example
-from .masked import MaskedMethod, MaskedModule, intermediate_of
+from .masked import MaskedMethod, MaskedModule
 
 
 class PromptTuning(MaskedMethod):
@@ -25,12 +25,4 @@ class PromptTuning(MaskedMethod):
     def classify(self, examples: list[Example]) -> list[tuple[str, dict]]:
         b = self.batch([self.features(ex, 0) for ex in examples])
         best = self.module.scores("final", b["s_ids"], b["s_att"], b["s_pos"]).argmax(1).tolist()
-        return [(self.space.finals[i], {"gold_intermediate": _gold_inter(ex, self.opts.separator)})
-                for i, ex in zip(best, examples)]
-
-
-def _gold_inter(ex: Example, separator: str) -> str | None:
-    try:
-        return intermediate_of(ex, separator)
-    except Exception:
-        return None
+        return [(self.space.finals[i], {}) for i in best]
