@@ -1,4 +1,4 @@
-"""`cotdistill` command line: generate | curate | train | evaluate | run | validate | demo | list.
+"""`cotdistill` command line: generate | curate | train | evaluate | run | validate | demo | segments | list.
 
 Library code never prints; this module sets up rich logging and progress bars and turns
 CotDistillError into a one-paragraph message and a non-zero exit code.
@@ -182,11 +182,14 @@ def evaluate(config: Path = ConfigArg, method: Optional[str] = typer.Option(None
 
 def _print_summary(summary: dict) -> None:
     t = Table(title=f"{summary['task']}: test accuracy ({summary['n_test']} questions)")
-    for c in ("method", "accuracy %", "95% CI", "gen. tokens", "s/100 q", "post %", "train pairs", "steps"):
+    f1 = any("macro_f1" in r for r in summary["methods"].values())  # classifying (masked-LM) methods
+    for c in ("method", "accuracy %", "95% CI", *(["macro-F1 %"] if f1 else []), "gen. tokens", "s/100 q", "post %",
+              "train pairs", "steps"):
         t.add_column(c)
     for m, r in summary["methods"].items():
         post = f"{100 * r['post_fraction']:.1f}" if "post_fraction" in r else "-"
-        t.add_row(m, f"{r['accuracy']:.2f}", f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}", f"{r['mean_generated_tokens']:.1f}",
+        t.add_row(m, f"{r['accuracy']:.2f}", f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}",
+                  *([f"{r['macro_f1']:.2f}" if "macro_f1" in r else "-"] if f1 else []), f"{r['mean_generated_tokens']:.1f}",
                   f"{r['seconds_per_100']:.2f}", post, str(r["train_pairs"]), str(r["steps"]))
     out_console.print(t)
 
@@ -224,6 +227,73 @@ def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
     if d and c:
         out_console.print(f"ft_cot - direct = {c['accuracy'] - d['accuracy']:+.1f} points "
                           f"({time.time() - t0:.0f} s). Report: {run.out / 'report.md'}")
+
+
+@app.command()
+def segments(source: Path = typer.Argument(..., metavar="CONFIG_OR_FILE", help="a run config (its curated.jsonl) or a "
+                                           "JSONL file with `question` and `rationale` fields", show_default=False),
+             rule: str = typer.Option("overlap", help="ES/AS labelling rule: overlap | entropy"),
+             threshold: Optional[float] = typer.Option(None, help="overlap: ES above this share (default 0.75); "
+                                                       "entropy: ES at or below this many nats (default 2.0)"),
+             level: str = typer.Option("sentence", help="sentence | clause"),
+             model: Optional[str] = typer.Option(None, help="entropy rule: reference causal LM (hub id, path, preset:NAME)"),
+             examples: int = typer.Option(3, help="labelled examples to show"),
+             set_: Optional[List[str]] = SetOpt):
+    """Split rationales into segments, label them extractive (ES) or abstractive (AS), print statistics."""
+    from .segments import AS, label, split_segments, statistics
+
+    records = _rationale_records(source, set_)
+    ref = tok = None
+    if rule == "entropy":
+        if not model:
+            raise typer.BadParameter("the entropy rule needs --model (a causal LM)", param_hint="--model")
+        from .students import load_student
+
+        ref, tok, seq2seq = load_student(model)
+        if seq2seq:
+            raise typer.BadParameter(f"{model} is an encoder-decoder; the entropy rule needs a causal LM",
+                                     param_hint="--model")
+        ref.eval()
+    labelled = []
+    with RichReporter().task("segmenting", len(records)) as adv:
+        for r in records:
+            labelled.append(label(split_segments(r["rationale"], level), r["question"], rule, threshold, ref, tok))
+            adv(1)
+    st = statistics(labelled)
+    out_console.print(f"{source}: {st['rationales']} rationales ({rule}, {level})", soft_wrap=True)
+    t = Table()
+    for c in ("segments", "per rationale", "ES share", "AS share", "ES words", "AS words", "no segment"):
+        t.add_column(c)
+    t.add_row(str(st["segments"]), f"{st['segments_per_rationale']:.2f}", f"{100 * st['es_share']:.1f}%",
+              f"{100 * st['as_share']:.1f}%", f"{st['es_mean_words']:.1f}", f"{st['as_mean_words']:.1f}",
+              str(st["no_segment"]))
+    out_console.print(t)
+    color = Console(highlight=False, width=out_console.width)
+    for r, segs in list(zip(records, labelled))[:examples]:
+        color.print(f"\n[bold]{escape(r['question'][:300])}[/bold]", soft_wrap=True)
+        for sg in segs:
+            style = "red" if sg.kind == AS else "green"
+            color.print(f"  [{style}]{sg.kind} {sg.score:6.2f}  {escape(sg.text)}[/{style}]", soft_wrap=True)
+    if examples:
+        color.print("\n[green]ES[/green]: restates the question; [red]AS[/red]: new inference or calculation")
+
+
+def _rationale_records(source: Path, overrides: Optional[List[str]]) -> list[dict]:
+    """(question, rationale) records from a run config's curated.jsonl or from a JSONL file."""
+    from .errors import DataError
+    from .io import read_jsonl_list
+
+    if source.suffix.lower() in (".yaml", ".yml"):
+        run = _run(source, overrides, ("data",))
+        path = run.out / "curated.jsonl"
+        if not path.exists():
+            raise DataError(f"{path}: not found; run `cotdistill generate` and `cotdistill curate` on {source} first")
+    else:
+        path = source
+    recs = read_jsonl_list(path, required=("question", "rationale"))
+    if not recs:
+        raise DataError(f"{path}: no rationales")
+    return recs
 
 
 @app.command("list")
