@@ -155,11 +155,12 @@ class Run:
             return [p for e in exs for p in method.train_pairs(e, by_q.get(e.id, []), seq2seq)
                     if not method.uses_rationales or by_q.get(e.id)]
 
-        if method.student_kind == "masked":  # the method owns features and loss: train its module
-            module = method.build(model, tok, tr, seed=self.cfg.train.seed)
-            tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(tr))})
+        if method.owns_training:  # the method owns features and loss: train its module in the shared loop
+            n_items = len(pairs(tr)) if method.uses_rationales else len(tr)
+            module = method.build(model, tok, tr, seed=self.cfg.train.seed, rationales=by_q, seq2seq=seq2seq)
+            tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(n_items)})
             with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
-                res = train_student(module, tok, False, tr, va, tcfg, mdir, progress=adv, encode=method.encode,
+                res = train_student(module, tok, seq2seq, tr, va, tcfg, mdir, progress=adv, encode=method.encode,
                                     collator=method.collator(tok))
         else:
             train_pairs, val_pairs = pairs(tr), pairs(va)

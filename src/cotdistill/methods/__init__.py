@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .adaptive import AdaptiveThinking
+from .as_es import ASES, ASESDual
 from .base import Method, Output, Pair, Parsed, validate_options
 from .cott import CoTT
 from .direct import Direct
@@ -18,6 +19,8 @@ METHODS.register("ft_cot")(FineTuneCoT)
 METHODS.register("post")(PostThinking)
 METHODS.register("adaptive")(AdaptiveThinking)
 METHODS.register("step_by_step")(DistillingStepByStep)
+METHODS.register("as_es")(ASES)
+METHODS.register("as_es_dual")(ASESDual)
 # Masked-LM methods: they classify with a BERT-style student instead of generating.
 METHODS.register("cott")(CoTT)
 METHODS.register("prompt_tuning")(PromptTuning)

@@ -73,6 +73,9 @@ class Method(abc.ABC):
     # "generative": writes its answer (decoder-only or encoder-decoder students); "masked": fills
     # [MASK] slots of a masked-LM student and owns its features, loss and decoding (masked.py).
     student_kind: ClassVar[str] = "generative"
+    # True: the method trains a module of its own (`build`) on its own features (`encode`,
+    # `collator`); the module's forward returns the loss. Training loop and checkpoints stay shared.
+    owns_training: ClassVar[bool] = False
 
     def __init__(self, options: dict | None = None):
         self.opts = validate_options(type(self), options)

@@ -282,6 +282,7 @@ class MaskedMethod(Method):
 
     uses_rationales: ClassVar[bool] = False
     student_kind: ClassVar[str] = "masked"
+    owns_training: ClassVar[bool] = True
     Options: ClassVar[type[MaskedOptions]] = MaskedOptions
     views: ClassVar[tuple[str, ...]] = ()
     heads: ClassVar[tuple[str, ...]] = ()
@@ -300,7 +301,7 @@ class MaskedMethod(Method):
         return Parsed(text or None, None)
 
     # -- building --------------------------------------------------------------------------------
-    def build(self, model, tok, train: list[Example], seed: int = 0) -> MaskedModule:
+    def build(self, model, tok, train: list[Example], seed: int = 0, **kw) -> MaskedModule:
         """The module to train, around a freshly loaded student."""
         self.space = LabelSpace.from_examples(train, self.opts.separator, self.opts.verbalizer, self.name,
                                               needs_intermediate="inter" in self.heads)

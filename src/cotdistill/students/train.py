@@ -217,7 +217,9 @@ def _finished(model, last: Path, ckpt_dir: Path, max_steps: int):
     else:  # a method's own module: the Trainer saved its state dict
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(src / "model.safetensors")))
+        result = model.load_state_dict(load_file(str(src / "model.safetensors")), strict=False)
+        if result.unexpected_keys:  # missing ones are tied weights the module saved once
+            raise DataError(f"{src}: checkpoint does not fit the model: unexpected {result.unexpected_keys[:4]}")
     # The log written when that training ended also holds its closing record, which the checkpoint lacks.
     written = ckpt_dir.parent / LOG_FILE
     history = read_jsonl_list(written) if written.exists() else [dict(h) for h in state.log_history]

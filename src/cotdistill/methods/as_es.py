@@ -1,0 +1,315 @@
+"""AS-ES learning (Xi et al., "Towards Efficient CoT Learning in Small Models", ACL 2024 Findings;
+METHODS.md §5): each kept rationale is split into segments labelled extractive (ES) or abstractive
+(AS) (`cotdistill/segments.py`), and the student learns to write ONE segment at a time given the
+question and the segments so far; the last step writes `--> {answer}`, read by the shared
+extractor. Inference repeats generation until the answer step or `max_segments` steps.
+
+- `as_es`: one student; each target starts with the kind it writes (`ES: ...`, `AS: ...`), so
+  the student also decides which kind comes next.
+- `as_es_dual`: two students, one per kind, trained together (one module, one loop: each pair's
+  loss goes to its kind's student). A turn ends with the kind that comes next (`... [AS]`); the
+  ES student starts, handing over at once (`[AS]`) when the rationale opens with an abstractive
+  step; the AS student writes the answer step. Saved as the ES student in `model/` and the AS
+  student in `model/as_student/`.
+
+Context: decoder-only `{q} ### {s1} {s2} ...` -> ` {target}` + EOS; encoder-decoder
+`{q} ### {s1} {s2} ...` -> `{target}`.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from ..errors import ModelError
+from ..segments import AS, ES, OVERLAP_THRESHOLD, label, split_segments
+from ..tasks.schema import Example
+from .base import PROMPT_END, SEP, Method, MethodOptions, Output, Pair, Parsed, answer_after_separator
+
+log = logging.getLogger(__name__)
+AS_DIR = "as_student"
+_KIND_PREFIX = re.compile(r"^\s*(ES|AS)\s*:\s*", re.I)
+_NEXT_TAG = re.compile(r"\[\s*(ES|AS)\s*\]\s*$", re.I)
+
+
+class ASESOptions(MethodOptions):
+    rule: Literal["overlap", "entropy"] = Field("overlap", description="ES/AS labelling rule (segments.py)")
+    threshold: float | None = Field(None, description="overlap: ES above this share (0.75); entropy: ES at or "
+                                    "below this many nats (2.0)")
+    level: Literal["sentence", "clause"] = "sentence"
+    segment_model: str | None = Field(None, description="entropy rule: reference causal LM (hub id, path, preset:NAME)")
+    max_segments: int = Field(16, ge=1, description="inference: segment steps before giving up (the answer step "
+                              "included)")
+
+
+class _Segmented(Method):
+    """What both AS-ES methods share: labelled segments per rationale, contexts, iterative decoding."""
+
+    uses_rationales = True
+    Options: ClassVar[type[ASESOptions]] = ASESOptions
+    inference_options = frozenset({"max_segments"})
+
+    def __init__(self, options: dict | None = None):
+        super().__init__(options)
+        self.counts: Counter = Counter()
+        self._ref = None
+
+    # -- segments --------------------------------------------------------------------------------
+    def segments(self, ex: Example, rationale: str) -> list[tuple[str, str]]:
+        """[(kind, text)] of one rationale; empty (and counted) when it yields no segment."""
+        o = self.opts
+        ref = tok = None
+        if o.rule == "entropy":
+            ref, tok = self._reference()
+        segs = label(split_segments(rationale, o.level), ex.question, o.rule, o.threshold, ref, tok)
+        if not segs:
+            self.counts["rationales_without_segments"] += 1
+        return [(s.kind, s.text) for s in segs]
+
+    def _reference(self):
+        if self._ref is None:
+            from ..errors import ConfigError
+            from ..students import load_student
+
+            if not self.opts.segment_model:
+                raise ConfigError(f"`method_options.{self.name}.segment_model`: the entropy rule needs a reference "
+                                  f"causal LM")
+            model, tok, seq2seq = load_student(self.opts.segment_model)
+            if seq2seq:
+                raise ConfigError(f"`method_options.{self.name}.segment_model`: {self.opts.segment_model} is an "
+                                  f"encoder-decoder; the entropy rule needs a causal LM")
+            model.eval()
+            self._ref = (model, tok)
+        return self._ref
+
+    @staticmethod
+    def context(ex: Example, done: list[str], seq2seq: bool) -> str:
+        text = f"{ex.question}{PROMPT_END}" + "".join(f" {s}" for s in done)
+        return text
+
+    def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, **kw) -> dict:
+        return {"segments": dict(self.counts)}
+
+    # -- inference -------------------------------------------------------------------------------
+    def predict(self, model, tok, seq2seq, examples, *, max_new_tokens, batch_size, progress=None) -> list[Output]:
+        from .. import hf
+
+        n = len(examples)
+        done: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+        turn = [self.first_turn() for _ in range(n)]
+        tokens, prompt_tokens, seconds = [0] * n, [0] * n, [0.0] * n
+        answer_text: list[str | None] = [None] * n
+        active = list(range(n))
+        steps = [0] * n
+        for _ in range(self.opts.max_segments):
+            if not active:
+                break
+            for kind in sorted({turn[i] for i in active}):
+                idx = [i for i in active if turn[i] == kind]
+                prompts = [self.context(examples[i], [t for _, t in done[i]], seq2seq) for i in idx]
+                t0 = time.perf_counter()
+                gens = hf.generate(self.student_for(kind, model), tok, prompts, seq2seq=seq2seq,
+                                   max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
+                                   markers=(SEP,))
+                per = (time.perf_counter() - t0) / max(1, len(idx))
+                for i, g in zip(idx, gens):
+                    steps[i] += 1
+                    tokens[i] += g.completion_tokens
+                    prompt_tokens[i] = g.prompt_tokens
+                    seconds[i] += per
+                    if SEP in g.text:
+                        answer_text[i] = g.text[g.text.index(SEP):]
+                        before = g.text[:g.text.index(SEP)].strip()
+                        if before:
+                            done[i].append(self.read_segment(before, turn[i])[:2])
+                        continue
+                    seg_kind, text, nxt = self.read_segment(g.text, turn[i])
+                    if text:
+                        done[i].append((seg_kind, text))
+                    turn[i] = nxt
+            active = [i for i in active if answer_text[i] is None]
+        if progress:
+            progress(n)
+        outs = []
+        for i, ex in enumerate(examples):
+            finished = answer_text[i] is not None
+            text = " ".join(t for _, t in done[i]) + (f" {answer_text[i]}" if finished else "")
+            gen = hf.Generated(text.strip(), "stop" if finished else "length", prompt_tokens[i], tokens[i], seconds[i])
+            answer = answer_after_separator(answer_text[i], ex) if finished else None
+            outs.append(Output(gen, Parsed(answer, " ".join(t for _, t in done[i]) or None),
+                               extra={"segments": [[k, t] for k, t in done[i]], "segment_steps": steps[i],
+                                      "reached_answer": finished}, seconds=seconds[i]))
+        return outs
+
+    def parse(self, text: str, ex: Example) -> Parsed:
+        rationale = text.split(SEP, 1)[0].strip() if SEP in text else text.strip()
+        return Parsed(answer_after_separator(text, ex), rationale)
+
+    def first_turn(self) -> str:
+        return ES
+
+    def student_for(self, kind: str, model):
+        return model
+
+    def read_segment(self, text: str, turn: str) -> tuple[str, str, str]:
+        """(kind of the segment written, its text, the kind that comes next)."""
+        raise NotImplementedError
+
+
+class ASES(_Segmented):
+    name = "as_es"
+    paper = "Xi et al. 2024, Towards Efficient CoT Learning in Small Models (one model, kind prompts)"
+
+    def train_pairs(self, ex, rationales, seq2seq):
+        pairs = []
+        for r in rationales:
+            segs = self.segments(ex, r)
+            if not segs:
+                continue
+            for k, (kind, text) in enumerate(segs):
+                self.counts[f"{kind.lower()}_segments"] += 1
+                pairs.append(Pair(self.context(ex, [t for _, t in segs[:k]], seq2seq),
+                                  self._target(f"{kind}: {text}", seq2seq)))
+            pairs.append(Pair(self.context(ex, [t for _, t in segs], seq2seq), self._target(f"{SEP} {self.gold(ex)}", seq2seq)))
+        return pairs
+
+    def read_segment(self, text, turn):
+        m = _KIND_PREFIX.match(text)
+        kind = m.group(1).upper() if m else AS
+        return kind, text[m.end():].strip() if m else text.strip(), turn
+
+
+class DualModule(nn.Module):
+    """Two students trained in one loop: each row's loss goes to the student of its kind."""
+
+    def __init__(self, es_model, as_model):
+        super().__init__()
+        self.es, self.as_ = es_model, as_model
+        self.config = es_model.config
+        full = super().state_dict()
+        # The Trainer re-ties instead of warning when exactly these keys are missing from a checkpoint.
+        self._keys_to_ignore_on_save = [k for k in full if k not in self._unique(full)]
+
+    @staticmethod
+    def _unique(full: dict) -> dict:
+        seen, out = set(), type(full)()
+        for k, v in full.items():
+            ident = (v.data_ptr(), tuple(v.shape))
+            if ident not in seen:
+                seen.add(ident)
+                out[k] = v
+        return out
+
+    def state_dict(self, *args, **kwargs):
+        """Tied weights (an output embedding shared with the input one) once: safetensors refuses
+        tensors that share memory, and loading fills the tied copy from the kept one."""
+        return self._unique(super().state_dict(*args, **kwargs))
+
+    def tie_weights(self):
+        self.es.tie_weights()
+        self.as_.tie_weights()
+
+    def forward(self, input_ids, attention_mask, labels, kind, **kw):
+        losses, n = [], 0
+        for k, m in ((0, self.es), (1, self.as_)):
+            rows = kind == k
+            if rows.any():
+                out = m(input_ids=input_ids[rows], attention_mask=attention_mask[rows], labels=labels[rows])
+                losses.append(out.loss * rows.sum())
+                n += int(rows.sum())
+        return {"loss": sum(losses) / max(1, n)}
+
+
+class ASESDual(_Segmented):
+    name = "as_es_dual"
+    paper = "Xi et al. 2024, Towards Efficient CoT Learning in Small Models (two models, one per kind)"
+    owns_training = True
+
+    def __init__(self, options: dict | None = None):
+        super().__init__(options)
+        self.as_model = None
+
+    def turns(self, ex, rationales, seq2seq) -> list[tuple[str, Pair]]:
+        """(student kind, pair) for every turn of every rationale."""
+        out = []
+        for r in rationales:
+            segs = self.segments(ex, r)
+            if not segs:
+                continue
+            done: list[str] = []
+            if segs[0][0] == AS:  # the ES student opens and hands over at once
+                out.append((ES, Pair(self.context(ex, done, seq2seq), self._target(f"[{AS}]", seq2seq))))
+            for k, (kind, text) in enumerate(segs):
+                self.counts[f"{kind.lower()}_segments"] += 1
+                nxt = segs[k + 1][0] if k + 1 < len(segs) else AS  # the AS student writes the answer
+                out.append((kind, Pair(self.context(ex, done, seq2seq), self._target(f"{text} [{nxt}]", seq2seq))))
+                done.append(text)
+            out.append((AS, Pair(self.context(ex, done, seq2seq), self._target(f"{SEP} {self.gold(ex)}", seq2seq))))
+        return out
+
+    def train_pairs(self, ex, rationales, seq2seq):
+        return [p for _, p in self.turns(ex, rationales, seq2seq)]
+
+    # -- training: one module holding both students ----------------------------------------------
+    def build(self, model, tok, train, seed: int = 0, rationales: dict | None = None, seq2seq: bool = False, **kw):
+        self.as_model = copy.deepcopy(model)  # both start from the same (pretrained or seeded) weights
+        self._tok, self._rationales, self._seq2seq = tok, rationales or {}, seq2seq
+        self.counts.clear()
+        return DualModule(model, self.as_model)
+
+    def encode(self, examples: list[Example], max_tokens: int) -> tuple[list[dict], int]:
+        from ..students.data import encode_pairs
+
+        feats, skipped = [], 0
+        for ex in examples:
+            for kind, pair in self.turns(ex, self._rationales.get(ex.id, []), self._seq2seq):
+                f, s = encode_pairs([pair], self._tok, self._seq2seq, max_tokens)
+                skipped += s
+                feats.extend({**x, "kind": 0 if kind == ES else 1} for x in f)
+        return feats, skipped
+
+    def collator(self, tok):
+        from ..students.data import Collator
+
+        base = Collator(tok.pad_token_id)
+
+        def collate(batch):
+            out = base(batch)
+            out["kind"] = torch.tensor([b["kind"] for b in batch])
+            return out
+        return collate
+
+    def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, **kw) -> dict:
+        self.as_model.save_pretrained(model_dir / AS_DIR)
+        tok.save_pretrained(model_dir / AS_DIR)
+        return super().after_train(model, tok, seq2seq, held_out, model_dir)
+
+    def load_extras(self, model_dir: Path, model) -> None:
+        from ..students import load_student
+
+        path = Path(model_dir) / AS_DIR
+        if not (path / "config.json").exists():
+            raise ModelError(f"{model_dir}: an as_es_dual student needs both of its models; the AS student "
+                             f"({AS_DIR}/) is missing")
+        self.as_model, _, _ = load_student(str(path))
+        self.as_model.to(next(model.parameters()).device)
+
+    def student_for(self, kind, model):
+        if kind == AS:
+            if self.as_model is None:
+                raise ModelError("as_es_dual: the AS student is not loaded (load_extras was not called)")
+            return self.as_model
+        return model
+
+    def read_segment(self, text, turn):
+        m = _NEXT_TAG.search(text)
+        nxt = m.group(1).upper() if m else (AS if turn == ES else ES)
+        return turn, (text[:m.start()] if m else text).strip(), nxt

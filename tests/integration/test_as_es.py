@@ -1,0 +1,67 @@
+"""AS-ES methods end to end on a synthetic task in seconds, their iterative decoding and bad input."""
+import json
+import shutil
+
+import pytest
+
+from cotdistill.config import load_config
+from cotdistill.errors import ModelError
+from cotdistill.methods import get_method
+from cotdistill.pipeline import Run
+from cotdistill.tasks.schema import Example
+
+
+def cfg(tmp_path, methods, *extra):
+    return load_config(None, [f"out={tmp_path / 'run'}", "task.name=word_problems", "task.n_train=120",
+                              "task.n_test=12", "train.max_steps=20", "train.batch_size=16", "train.eval_every=10",
+                              f"methods=[{', '.join(methods)}]", *extra])
+
+
+def test_as_es_and_dual_train_decode_and_record_segments(tmp_path):
+    s = Run(cfg(tmp_path, ["as_es", "as_es_dual"], "method_options={as_es: {max_segments: 3}, as_es_dual: "
+                                                   "{max_segments: 3}}")).run_all()
+    for m in ("as_es", "as_es_dual"):
+        r = s["methods"][m]
+        assert r["steps"] == 20 and r["n"] == 12
+        preds = [json.loads(l) for l in (tmp_path / "run" / m / "predictions.jsonl").read_text().splitlines()]
+        for p in preds:
+            assert {"segments", "segment_steps", "reached_answer"} <= p.keys()
+            assert 1 <= p["segment_steps"] <= 3  # the step limit holds
+            assert p["reached_answer"] or (p["finish_reason"] == "length" and p["prediction"] is None)
+            assert all(k in ("ES", "AS") for k, _ in p["segments"])
+        info = json.loads((tmp_path / "run" / m / "train_info.json").read_text())
+        assert info["segments"]["as_segments"] > 0  # counted per kind
+        # one pair per segment plus the answer step, for every kept rationale
+        assert info["train_pairs"] > 120 * 0.9 * 2
+    assert (tmp_path / "run/as_es_dual/model/as_student/config.json").exists()
+
+
+def test_pairs_carry_the_kind_and_end_with_the_answer():
+    ex = Example(id="1", question="Tom has 3 apples and 2 pears. How many fruits?", answer="5", kind="number")
+    r = "Tom has 3 apples. He has 2 pears. 3 + 2 = 5."
+    pairs = get_method("as_es").train_pairs(ex, [r], seq2seq=False)
+    assert [p.target for p in pairs] == [" ES: Tom has 3 apples.", " ES: He has 2 pears.", " AS: 3 + 2 = 5.", " --> 5"]
+    assert pairs[2].source == f"{ex.question} ### Tom has 3 apples. He has 2 pears."
+    dual = get_method("as_es_dual").turns(ex, [r], seq2seq=True)
+    assert [(k, p.target) for k, p in dual] == [("ES", "Tom has 3 apples. [ES]"), ("ES", "He has 2 pears. [AS]"),
+                                                ("AS", "3 + 2 = 5. [AS]"), ("AS", "--> 5")]
+    opens_abstract = get_method("as_es_dual").turns(ex, ["3 + 2 = 5."], seq2seq=True)
+    assert opens_abstract[0] == ("ES", opens_abstract[0][1]) and opens_abstract[0][1].target == "[AS]"  # hand-over
+    m = get_method("as_es")
+    assert m.train_pairs(ex, ["   "], seq2seq=False) == [] and m.counts["rationales_without_segments"] == 1
+
+
+def test_dual_folder_missing_its_as_student_fails_clearly(tmp_path):
+    c = cfg(tmp_path, ["as_es_dual"], "train.max_steps=2")
+    run = Run(c)
+    train, test, curated = run.prepare()
+    run.train("as_es_dual", train, curated)
+    shutil.rmtree(tmp_path / "run/as_es_dual/model/as_student")
+    with pytest.raises(ModelError, match="needs both of its models; the AS student .* is missing"):
+        run.evaluate("as_es_dual", test)
+
+
+def test_overlong_segments_are_skipped_and_counted(tmp_path):
+    s = Run(cfg(tmp_path, ["as_es"], "train.max_length=230", "train.max_steps=2")).run_all()
+    info = json.loads((tmp_path / "run/as_es/train_info.json").read_text())
+    assert info["skipped_overlong"] > 0 and s["methods"]["as_es"]["steps"] == 2
