@@ -114,12 +114,11 @@ def _task_problems(cfg: RunConfig) -> list[str]:
             return [f"`task.params`: {e}"]
         return []
     if t.source == "benchmark":
-        from .tasks.benchmarks import BENCHMARKS
-        from .tasks.understanding import FOLDERS, UNDERSTANDING
+        from .tasks.benchmarks import BENCHMARKS, SHARED_LOADERS, shared_folder
 
-        known = [*BENCHMARKS, *UNDERSTANDING]
+        known = [*BENCHMARKS, *SHARED_LOADERS]
         found = [] if t.name in known else [f"`task.name`: {unknown_name('benchmark', t.name, known)}"]
-        folder = FOLDERS.get(t.name, "reasoning")
+        folder = shared_folder(t.name)
         if not Path(t.data_dir).is_dir():  # type: ignore[arg-type]  # required by TaskConfig
             found.append(f"`task.data_dir`: {t.data_dir} is not a folder")
         elif not (Path(t.data_dir) / folder).is_dir():  # type: ignore[arg-type]

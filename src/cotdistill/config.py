@@ -60,7 +60,8 @@ class TaskConfig(_Strict):
 
 
 class TeacherConfig(_Strict):
-    backend: Literal["exact", "openai", "transformers", "vllm", "replay"] = "exact"
+    backend: Literal["exact", "openai", "transformers", "vllm", "replay", "dataset"] = Field(
+        "exact", description="dataset: rationales the examples carry (metadata.rationale / human_rationale)")
     model: str | None = Field(None, description="openai/transformers: model id or local path")
     base_url: str | None = Field(None, description="openai: server URL, e.g. http://localhost:8000/v1")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key; null for none")

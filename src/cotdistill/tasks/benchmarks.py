@@ -127,19 +127,39 @@ BENCHMARKS: dict[str, Callable[[Path], list[Example]]] = {
 }
 
 
+def _shared_loaders():
+    from . import palm, understanding
+
+    loaders = {n: (lambda root, split, n=n: understanding.load_understanding(n, root, split))
+               for n in understanding.UNDERSTANDING}
+    return {**loaders, palm.NAME: palm.load_svamp_palm}
+
+
+# Data sets with their own folders and splits in the shared data folder (not under reasoning/).
+SHARED_LOADERS: dict[str, Callable[[Path, str], list[Example]]] = _shared_loaders()
+
+
+def shared_folder(name: str) -> str:
+    """The folder under `data_dir` a benchmark reads (reasoning/ for the Fine-tune-CoT twelve)."""
+    from . import palm, understanding
+
+    return {**understanding.FOLDERS, palm.NAME: palm.FOLDER}.get(name, "reasoning")
+
+
 def load_benchmark(name: str, data_dir: str | Path, split: str = "all") -> list[Example]:
     """Load a benchmark from `data_dir` (the folder holding `reasoning/` and `finetune-cot/`).
     `split` is "all", or "train"/"test" of the official Fine-tune-CoT split."""
     from ..registry import unknown_name
 
-    from .understanding import UNDERSTANDING, load_understanding
-
-    if name in UNDERSTANDING:
+    if name in SHARED_LOADERS:
+        load = SHARED_LOADERS[name]
         if split == "all":
-            return load_understanding(name, Path(data_dir), "train") + load_understanding(name, Path(data_dir), "test")
-        return load_understanding(name, Path(data_dir), split)
+            return load(Path(data_dir), "train") + load(Path(data_dir), "test")
+        if split not in ("train", "test"):
+            raise DataError(f"{name}: split must be 'all', 'train' or 'test', got {split!r}")
+        return load(Path(data_dir), split)
     if name not in BENCHMARKS:
-        raise unknown_name("benchmark", name, [*BENCHMARKS, *UNDERSTANDING])
+        raise unknown_name("benchmark", name, [*BENCHMARKS, *SHARED_LOADERS])
     root = Path(data_dir)
     if not (root / "reasoning").is_dir():
         raise DataError(f"{root}: no 'reasoning/' folder; point `data_dir` at the folder holding the benchmarks")

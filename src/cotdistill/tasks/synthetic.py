@@ -225,6 +225,8 @@ class WordProblems(SyntheticTask):
     kind: ClassVar[AnswerKind] = AnswerKind.number
     n_steps: int = Field(3, ge=1, le=8)
     max_amount: int = Field(20, ge=2, le=1000)
+    restate: bool = Field(False, description="the rationale restates each fact before computing with it "
+                          "(extractive and abstractive steps mixed, for AS-ES)")
 
     _EVENTS: ClassVar[dict[str, tuple[str, str]]] = {
         "buys": ("+", "{p} buys {n} more {i}."),
@@ -254,10 +256,15 @@ class WordProblems(SyntheticTask):
         if not m:
             raise self._unparseable(question)
         cur, steps = int(m.group(2)), []
+        who, item = m.group(1), m.group(3)
+        if self.restate:
+            steps.append(f"{who} has {cur} {item}.")
         pat = re.compile(r"(buys|finds|gives|loses|ends up with) (\d+)")
         for ev, n in pat.findall(question[m.end():]):
             op = {"buys": "+", "finds": "+", "gives": "-", "loses": "-", "ends up with": "*"}[ev]
             new = _OPS[op](cur, int(n))
+            if self.restate:
+                steps.append(f"{who} {ev} {n}{' times as many' if op == '*' else ''} {item}.")
             steps.append(f"{cur} {op} {n} = {new}.")
             cur = new
         if not steps:

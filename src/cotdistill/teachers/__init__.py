@@ -19,6 +19,11 @@ def build_teacher(cfg, task_cfg, out_dir: str | Path, use_cache: bool = True) ->
         from .exact import ExactTeacher
 
         inner: Teacher = ExactTeacher(task_cfg.name, task_cfg.params)
+    elif cfg.backend == "dataset":
+        from ..tasks import load_task
+        from .dataset import DatasetTeacher
+
+        inner = DatasetTeacher(load_task(task_cfg)[0], task_cfg.display_name)
     elif cfg.backend == "openai":
         from .openai_http import OpenAITeacher
 

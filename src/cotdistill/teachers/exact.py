@@ -24,7 +24,9 @@ class ExactTeacher(Teacher):
 
     @property
     def identity(self) -> dict:
-        return {"backend": self.backend, "task": self.task_name}  # solvers ignore the difficulty knobs
+        # Solvers ignore the difficulty knobs, but not the ones that change what a rationale says.
+        style = {k: v for k, v in self.task.model_dump().items() if k in ("restate",) and v}
+        return {"backend": self.backend, "task": self.task_name, **style}
 
     def _answer(self, prompt: str) -> str:
         starts = [i.start() for i in re.finditer(r"(?:^|\n)Q: ", prompt)]

@@ -1,0 +1,69 @@
+"""The data set as teacher: rationales the examples already carry (GSM8K's human solutions, the
+PaLM rationales of Distilling step-by-step's SVAMP release, a `rationale` column of a file). It
+answers Zero-shot-CoT stage 1 with the example's rationale and stage 2 with its gold answer, so
+these rationales go through the same curation, cache and methods as a model teacher's."""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from ..errors import TeacherError
+from ..tasks.schema import Example
+from .base import Completion, Progress, Request, Teacher
+from .prompting import STEP_TRIGGER
+
+RATIONALE_FIELDS = ("rationale", "human_rationale")
+_LAST_Q = re.compile(r"(?:^|\n)Q: (.*?)\nA:(.*)\Z", re.S)
+
+
+def rationale_of(ex: Example) -> str | None:
+    for f in RATIONALE_FIELDS:
+        r = ex.metadata.get(f)
+        if isinstance(r, str) and r.strip():
+            return r.strip()
+    return None
+
+
+class DatasetTeacher(Teacher):
+    backend = "dataset"
+
+    def __init__(self, examples: list[Example], name: str):
+        self.name = name
+        self.by_question: dict[str, tuple[str, str]] = {}
+        missing = []
+        for ex in examples:
+            r = rationale_of(ex)
+            if r is None:
+                missing.append(ex.id)
+            else:
+                self.by_question[ex.question.strip()] = (r, ex.answer)
+        if missing:
+            raise TeacherError(f"teacher.backend 'dataset': {len(missing)} of {len(examples)} examples of {name} carry "
+                               f"no rationale (metadata fields {list(RATIONALE_FIELDS)}), e.g. {missing[:3]}; map a "
+                               f"rationale column with `task.columns.rationale`")
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": self.backend, "data": self.name}
+
+    def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        out = []
+        for r in requests:
+            starts = [m.start() for m in re.finditer(r"(?:^|\n)Q: ", r.prompt)]
+            m = _LAST_Q.match(r.prompt[starts[-1]:]) if starts else None
+            found = self.by_question.get(m.group(1).strip()) if m else None
+            if found is None:
+                raise TeacherError(f"teacher.backend 'dataset': the prompt's question is not in the data set "
+                                   f"({r.prompt[:80]!r})")
+            rationale, answer = found
+            after = m.group(2).strip()
+            if after.startswith(STEP_TRIGGER) and after != STEP_TRIGGER:  # stage 2: the answer
+                text = f" {answer}."
+            elif after == STEP_TRIGGER:
+                text = f" {rationale}"
+            else:
+                text = f" {rationale} The answer is {answer}."
+            out.append(Completion(text, "stop", len(r.prompt.split()), len(text.split())))
+        if progress:
+            progress(len(requests))
+        return out
