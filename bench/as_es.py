@@ -1,0 +1,186 @@
+"""AS-ES learning against Fine-tune-CoT and direct training, equal budgets (same optimizer steps,
+batch, learning rate and questions for every method), on math word problems with real rationales
+(GSM8K human solutions; SVAMP with PaLM-540B rationales from Distilling step-by-step's release) and
+a synthetic multi-step task whose rationales restate facts and compute (`word_problems` with
+`restate: true`), with the pretrained seq2seq student (MiniLM warm-started encoder-decoder) and a
+from-scratch preset.
+
+Reports accuracy (95% CI), generated tokens and seconds per question, the ES/AS shares of the
+training rationales, and the validation loss per segment kind of the AS-ES students (the paper's
+explanation is that abstractive steps are the hard part).
+
+    python bench/as_es.py --out runs/as_es [--data ../shared/data] [--layers 3] [--steps 300] [--quick]
+
+Prints the table last; writes OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95",
+"mean_generated_tokens", "seconds_per_100", ...}}} (pretrained student), "sets_scratch": {...}
+(from scratch), "segments": {SET: {"es_share", ...}}, "kind_loss": {SET: {METHOD: {"ES", "AS",
+"answer"}}}, "bars": ..., "setup": ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+METHODS = ["as_es", "as_es_dual", "ft_cot", "direct"]
+SETS = {  # name: task overrides (teacher included)
+    "gsm8k": ["task.source=benchmark", "task.name=gsm8k", "teacher.backend=dataset"],
+    "svamp_palm": ["task.source=benchmark", "task.name=svamp_palm", "teacher.backend=dataset"],
+    "word_problems": ["task.source=synthetic", "task.name=word_problems",
+                      'task.params={"n_steps": 3, "max_amount": 20, "restate": true}', "teacher.backend=exact"],
+}
+STUDENTS = {"pretrained": "pretrained:minilm-seq2seq", "scratch": "preset:tiny"}
+
+
+def overrides(args, name: str, student: str) -> list[str]:
+    pretrained = student.startswith("pretrained:")
+    train = (["train.recipe=pretrained", *([f"student.layers={args.layers}"] if args.layers else [])] if pretrained
+             else ["train.batch_size=16", "train.learning_rate=0.002", "train.warmup_steps=50"])
+    n_test = args.n_test
+    return [f"out={args.out / ('pretrained' if pretrained else 'scratch') / name}", *SETS[name],
+            f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test={n_test}",
+            f"task.n_test_max={n_test}", "task.sample=random", f"student.model={student}", *train,
+            f"train.max_steps={args.steps}", "train.epochs=null", "train.batch_size=16",
+            f"train.eval_every={max(2, args.steps // 5)}", "eval.batch_size=32",
+            *([f"eval.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
+            *(["method_options={as_es: {max_segments: 3}, as_es_dual: {max_segments: 3}}"] if args.quick else []),
+            f"methods=[{', '.join(METHODS)}]"]
+
+
+def kind_losses(run, method: str) -> dict:
+    """Mean per-token validation loss of the trained AS-ES student, per kind of target."""
+    import torch
+
+    from cotdistill.methods import get_method
+    from cotdistill.students.data import Collator, encode_pairs
+
+    m = get_method(method, run.cfg.method_options.get(method))
+    train, _ = run.data()
+    _, val = run.split_val(train)
+    curated = run.load_stage("curated.jsonl")
+    by_q: dict = {}
+    for r in curated:
+        by_q.setdefault(r["id"], []).append(r["rationale"])
+    model, tok, seq2seq = run.load_trained(run.out / method / "model")
+    m.load_extras(run.out / method / "model", model)
+    groups: dict = {"ES": [], "AS": [], "answer": []}
+    for ex in val:
+        rs = by_q.get(ex.id, [])
+        turns = m.turns(ex, rs, seq2seq) if method == "as_es_dual" else \
+            [(p.target.strip()[:2] if p.target.strip()[:2] in ("ES", "AS") else "AS", p) for p in m.train_pairs(ex, rs, seq2seq)]
+        for kind, p in turns:
+            key = "answer" if "-->" in p.target else kind
+            student = m.student_for(kind if method == "as_es_dual" else "ES", model)
+            groups[key].append((student, p))
+    out = {}
+    for key, items in groups.items():
+        losses = []
+        for student, p in items:
+            feats, _ = encode_pairs([p], tok, seq2seq, 512)
+            if not feats:
+                continue
+            b = Collator(tok.pad_token_id)(feats)
+            b.pop("weights")
+            with torch.no_grad():
+                losses.append(float(student(**{k: v.to(student.device) for k, v in b.items()}).loss))
+        out[key] = round(sum(losses) / len(losses), 4) if losses else None
+    return out
+
+
+def run_set(args, name: str, student: str) -> tuple[dict, dict, dict]:
+    from cotdistill.config import load_config
+    from cotdistill.pipeline import Run
+    from cotdistill.segments import label, split_segments, statistics
+
+    run = Run(load_config(None, overrides(args, name, student)))
+    t0 = time.time()
+    s = run.run_all()
+    keep = ("accuracy", "ci95", "mean_generated_tokens", "seconds_per_100", "n", "steps", "train_pairs", "no_answer")
+    rows = {m: {k: v for k, v in r.items() if k in keep} for m, r in s["methods"].items()}
+    rows["_minutes"] = round((time.time() - t0) / 60, 1)
+    curated = run.load_stage("curated.jsonl")
+    segs = statistics([label(split_segments(r["rationale"]), r["question"]) for r in curated])
+    losses = {m: kind_losses(run, m) for m in ("as_es", "as_es_dual")}
+    return rows, segs, losses
+
+
+def check_bars(sets: dict) -> dict:
+    """as_es above ft_cot by more than the CI overlap on a real-rationale set (pretrained student)."""
+    out = {}
+    for name in ("gsm8k", "svamp_palm"):
+        if name in sets:
+            a, f = sets[name]["as_es"], sets[name]["ft_cot"]
+            out[name] = {"as_es": a["accuracy"], "ft_cot": f["accuracy"], "as_es_ci_low": a["ci95"][0],
+                         "ft_cot_ci_high": f["ci95"][1], "met": a["ci95"][0] > f["ci95"][1]}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/as_es"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--layers", type=int, default=3, help="pretrained student: layers of MiniLM kept")
+    ap.add_argument("--steps", type=int, default=300, help="optimizer steps for every method")
+    ap.add_argument("--n-train", type=int, default=800, help="training questions per set (random sample)")
+    ap.add_argument("--n-test", type=int, default=200, help="test questions per set (random sample)")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="per segment step (default: from the targets)")
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 steps, a few questions")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.layers, args.steps, args.n_train, args.n_test, args.max_new_tokens = 1, 2, 24, 6, 12
+    real = [s for s in args.sets if s != "word_problems"]
+    if real and not (args.data / "gsm8k").is_dir():
+        print(f"no data for {real} under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    summary: dict = {"sets": {}, "sets_scratch": {}, "segments": {}, "kind_loss": {}, "kind_loss_scratch": {}}
+    for who in args.students:
+        for name in args.sets:
+            rows, segs, losses = run_set(args, name, STUDENTS[who])
+            summary["sets" if who == "pretrained" else "sets_scratch"][name] = rows
+            summary["segments"][name] = segs
+            summary["kind_loss" if who == "pretrained" else "kind_loss_scratch"][name] = losses
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "summary.json").write_text(json.dumps(summary, indent=2))  # a long run keeps what it did
+    summary["bars"] = check_bars({k: {m: v for m, v in r.items() if not m.startswith("_")}
+                                  for k, r in summary["sets"].items()})
+    summary["setup"] = {"steps": args.steps, "batch_size": 16, "layers": args.layers, "n_train": args.n_train,
+                        "n_test": args.n_test, "students": {w: STUDENTS[w] for w in args.students}, "quick": args.quick}
+    summary["minutes"] = round((time.time() - t0) / 60, 1)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_table(summary, args)
+    return 0
+
+
+def print_table(summary: dict, args) -> None:
+    print("\nSegments of the training rationales (overlap rule, sentence level)")
+    for name, s in summary["segments"].items():
+        print(f"  {name:14} {s['segments_per_rationale']:5.2f} per rationale, ES {100 * s['es_share']:5.1f}%, "
+              f"AS {100 * s['as_share']:5.1f}%; ES {s['es_mean_words']:.1f} / AS {s['as_mean_words']:.1f} words")
+    print("\nValidation loss per segment kind (per token)")
+    for key in ("kind_loss", "kind_loss_scratch"):
+        for name, ms in summary[key].items():
+            for m, ls in ms.items():
+                print(f"  {key.replace('kind_loss', 'pretrained').replace('pretrained_scratch', 'scratch'):10} "
+                      f"{name:14} {m:11} " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in ls.items()))
+    print("\nBars")
+    for k, v in summary["bars"].items():
+        print(f"  {k}: {json.dumps(v)}")
+    print(f"\nAS-ES vs ft_cot vs direct, equal budgets ({summary['setup']['steps']} steps, batch 16), "
+          f"{summary['minutes']} min -> {args.out / 'summary.json'}")
+    print(f"{'student':10} {'set':14} {'method':11} {'accuracy':>8} {'95% CI':>13} {'gen. tokens':>11} {'s/100 q':>8}")
+    for key, who in (("sets", "pretrained"), ("sets_scratch", "scratch")):
+        for name, ms in summary[key].items():
+            for m, r in ms.items():
+                if m.startswith("_"):
+                    continue
+                print(f"{who:10} {name:14} {m:11} {r['accuracy']:8.2f} {r['ci95'][0]:6.1f}-{r['ci95'][1]:<6.1f} "
+                      f"{r['mean_generated_tokens']:11.1f} {r['seconds_per_100']:8.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
