@@ -61,7 +61,8 @@ out: {tmp_path / 'run'}
     preds = [json.loads(l) for l in (tmp_path / "run/cott/predictions.jsonl").read_text().splitlines()]
     assert all({"intermediate", "gold_intermediate", "p_intermediate", "prediction", "gold"} <= p.keys() for p in preds)
     assert preds[0]["prediction"] in {"sport/ball", "sport/ice", "tech/pc", "tech/net"}  # normalised label paths
-    assert "cott" in (tmp_path / "run/report.md").read_text()
+    report = (tmp_path / "run/report.md").read_text()
+    assert "## Classification" in report and "| cott | " in report and "step I '" in report
     mdir = tmp_path / "run/cott/model"
     assert {"label_heads.safetensors", "label_space.json", "model.safetensors"} <= {p.name for p in mdir.iterdir()}
     assert not (tmp_path / "run/cott/model.partial").exists()

@@ -48,6 +48,17 @@ def comparison_table(summary: dict) -> str:
     return "\n".join(rows)
 
 
+def classification_table(summary: dict) -> str:
+    """Classifying (masked-LM) methods: macro-F1 and the intermediate step."""
+    rows = ["| method | macro-F1 (%) | SemEval official F1 (%) | intermediate accuracy (%) | intermediate macro-F1 (%) |",
+            "|---|---|---|---|---|"]
+    for m, r in summary["methods"].items():
+        if "macro_f1" in r:
+            cells = [r.get(k) for k in ("macro_f1", "semeval_official_f1", "intermediate_accuracy", "intermediate_macro_f1")]
+            rows.append(f"| {m} | " + " | ".join(f"{c:.2f}" if c is not None else "-" for c in cells) + " |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
 def write_report(summary: dict, predictions: dict[str, list[dict]], out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     plot_accuracy(summary, out_dir / "accuracy.png")
@@ -58,6 +69,9 @@ def write_report(summary: dict, predictions: dict[str, list[dict]], out_dir: Pat
         f"{summary.get('n_train')} training / {summary.get('n_test')} test questions.", "",
         comparison_table(summary), "", "![accuracy](accuracy.png)", "",
     ]
+    table = classification_table(summary)
+    if table:
+        lines += ["## Classification", "", table, ""]
     if cur:
         lines += ["## Curation", "", f"Teacher accuracy {cur.get('teacher_accuracy')}% over {cur.get('samples')} "
                   f"samples; kept {cur.get('kept')} rationales for {cur.get('questions_with_a_kept_rationale')} "
@@ -67,8 +81,10 @@ def write_report(summary: dict, predictions: dict[str, list[dict]], out_dir: Pat
         for p in preds[:3]:
             mark = "right" if p["correct"] else "wrong"
             route = f", routed to {p['mode']} (P(post) {p['p_post']})" if p.get("mode") else ""
-            lines += [f"- Q: {p['question']}", f"  - generated: `{p['generation'][:300]}`",
-                      f"  - prediction {p['prediction']!r}, gold {p['gold']!r} ({mark}{route})"]
+            step = (f", step I {p['intermediate']!r} (gold {p['gold_intermediate']!r})"
+                    if p.get("intermediate") is not None else "")
+            lines += [f"- Q: {p['question'][:500]}", f"  - generated: `{p['generation'][:300]}`",
+                      f"  - prediction {p['prediction']!r}, gold {p['gold']!r} ({mark}{route}{step})"]
         lines.append("")
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
