@@ -63,7 +63,7 @@ def set_overrides(name: str, seed: int, args) -> list[str]:
         teacher = teacher_file(Path(args.data), name)
         steps = args.steps or (2 if quick and pretrained(args) else 20 if quick else steps_of(name, args))
         return [*common, "task.source=benchmark", f"task.name={name}", f"task.data_dir={args.data}",
-                f"task.n_train={100 if quick else 0}",
+                f"task.n_train={100 if quick else 0}", *(["task.n_test_max=30", "task.sample=random"] if quick else []),
                 "teacher.backend=replay", f"teacher.path={teacher}", f"train.max_steps={steps}",
                 f"train.eval_every={max(10, steps // 5)}"]
     if name == "mixed":
