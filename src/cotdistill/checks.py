@@ -124,6 +124,10 @@ def _task_problems(cfg: RunConfig) -> list[str]:
         elif not (Path(t.data_dir) / folder).is_dir():  # type: ignore[arg-type]
             found.append(f"`task.data_dir`: {t.data_dir} has no {folder}/ folder (where {t.name} lives)")
         return found
+    if t.source == "bigbench":
+        if not Path(t.path).expanduser().exists():  # type: ignore[arg-type]  # required by TaskConfig
+            return [f"`task.path`: {t.path} does not exist (a BIG-bench task folder or task.json was expected)"]
+        return []
     if t.source == "file":
         found = _exists(t.path, "task.path") + _exists(t.test_path, "task.test_path")
         for field, p in (("task.path", t.path), ("task.test_path", t.test_path)):

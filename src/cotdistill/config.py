@@ -22,9 +22,10 @@ class _Strict(BaseModel):
 
 
 class TaskConfig(_Strict):
-    source: Literal["synthetic", "benchmark", "file", "hf"] = Field(
+    source: Literal["synthetic", "benchmark", "file", "hf", "bigbench"] = Field(
         "synthetic", description="synthetic: built-in generator; benchmark: a Fine-tune-CoT benchmark "
-        "from `data_dir`; file: JSONL/JSON/CSV at `path`; hf: a Hugging Face dataset id or path")
+        "from `data_dir`; file: JSONL/JSON/CSV at `path`; hf: a Hugging Face dataset id or path; bigbench: a "
+        "BIG-bench task folder (or task.json) at `path`")
     name: str = Field("arithmetic", description="synthetic task or benchmark name")
     params: dict[str, Any] = Field(default_factory=dict, description="synthetic task difficulty knobs")
     data_dir: str | None = Field(None, description="benchmark: folder holding reasoning/ and finetune-cot/")
@@ -45,13 +46,16 @@ class TaskConfig(_Strict):
     @property
     def display_name(self) -> str:
         """What reports and messages call the data: a file's stem, else the task's name."""
+        if self.source == "bigbench" and self.path:
+            p = Path(self.path)
+            return f"bigbench:{p.parent.name if p.name == 'task.json' else p.name}"
         return Path(self.path).stem if self.source == "file" and self.path else self.name
 
     @model_validator(mode="after")
     def _needs(self):
         if self.source == "synthetic" and self.n_train == 0:
             raise ValueError("task.n_train must be at least 1 for a synthetic task")
-        need = {"benchmark": "data_dir", "file": "path"}.get(self.source)
+        need = {"benchmark": "data_dir", "file": "path", "bigbench": "path"}.get(self.source)
         if need and not getattr(self, need):
             raise ValueError(f"task.source {self.source!r} needs `task.{need}`")
         if self.source in ("file", "hf") and self.kind is None:

@@ -33,8 +33,13 @@ def load_task(cfg) -> tuple[list[Example], list[Example]]:
     elif cfg.source == "benchmark":
         train = _cap(load_benchmark(cfg.name, cfg.data_dir, "train"), cfg.n_train, cfg)
         test = _cap(load_benchmark(cfg.name, cfg.data_dir, "test"), cfg.n_test_max, cfg)
-    elif cfg.source == "file":
-        allx = load_file(cfg.path, cfg.kind, cfg.columns)
+    elif cfg.source in ("file", "bigbench"):
+        if cfg.source == "bigbench":  # no official split: test questions are held out as for a file
+            from .bigbench import load_bigbench
+
+            allx = load_bigbench(cfg.path)
+        else:
+            allx = load_file(cfg.path, cfg.kind, cfg.columns)
         if cfg.test_path:
             train, test = allx, _cap(load_file(cfg.test_path, cfg.kind, cfg.columns), cfg.n_test_max, cfg)
         else:
