@@ -79,7 +79,9 @@ class TeacherConfig(_Strict):
     price_prompt_per_1m: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost estimates")
     price_completion_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
     path: str | None = Field(None, description="replay: a Fine-tune-CoT D_{task}.json teacher file")
-    prompt: Literal["zero_shot_cot", "few_shot_cot"] = "zero_shot_cot"
+    prompt: Literal["zero_shot_cot", "few_shot_cot", "answer_given"] = Field(
+        "zero_shot_cot", description="answer_given: the teacher sees the gold answer and writes the rationale "
+        "(CoT Collection block format; `exemplars` = a demonstration file)")
     exemplars: str | None = Field(None, description="few_shot_cot: exemplar file")
     trigger: str | None = Field(None, description="zero_shot_cot stage-2 trigger (default: by answer kind)")
     n_samples: int = Field(1, ge=1, le=512, description="diverse reasoning: samples per question")
@@ -96,8 +98,8 @@ class TeacherConfig(_Strict):
             raise ValueError(f"teacher.backend {self.backend!r} needs `teacher.model`")
         if self.backend == "replay" and not self.path:
             raise ValueError("teacher.backend 'replay' needs `teacher.path`")
-        if self.prompt == "few_shot_cot" and not self.exemplars:
-            raise ValueError("teacher.prompt 'few_shot_cot' needs `teacher.exemplars`")
+        if self.prompt in ("few_shot_cot", "answer_given") and not self.exemplars:
+            raise ValueError(f"teacher.prompt {self.prompt!r} needs `teacher.exemplars`")
         return self
 
 

@@ -40,6 +40,29 @@ def teacher_answer(rec: dict, answer_source: str = "stage2") -> str | None:
     return extract(rec["rationale"], kind, choices, position="last")
 
 
+MIN_REASONING_WORDS = 8
+
+
+def states_answer_only(rationale: str, gold: str, kind, choices=None) -> bool:
+    """An answer-given rationale that only states the answer: its first sentence already states
+    the gold answer and fewer than MIN_REASONING_WORDS words follow the answer ("It's simple,
+    here's my answer: X."). Reasoning that ends with the answer, or that states it and then
+    explains it at some length ("The answer is 7 because ..."), is kept."""
+    from ..segments import split_segments
+
+    sents = split_segments(rationale)
+    if not sents:
+        return False
+    words = sents[0].split()
+    # where the first sentence states the gold answer (the first prefix of it that holds the answer)
+    at = next((i for i in range(len(words))
+               if is_correct(extract(" ".join(words[:i + 1]), kind, choices, position="last"), gold, kind)), None)
+    if at is None:
+        return False
+    following = words[at + 1:] + " ".join(sents[1:]).split()
+    return len(following) < MIN_REASONING_WORDS
+
+
 def teacher_abstained(rec: dict, answer_source: str = "stage2") -> bool:
     texts = [rec.get("answer_text") or ""] if answer_source == "stage2" else []
     return any(abstains(t) for t in [*texts, rec["rationale"]] if t)
@@ -55,12 +78,15 @@ def curate(records: list[dict], *, dedupe: bool = True, keep_truncated: bool = F
     kept = []
     for r in records:
         st.samples += 1
-        pred = teacher_answer(r, answer_source)
+        given = r.get("prompt_style") == "answer_given"  # the teacher saw the answer: read it from the rationale
+        pred = teacher_answer(r, "rationale" if given else answer_source)
         gold = normalize_gold(r["answer"], r["kind"], r.get("choices"))
         ok = is_correct(pred, gold, r["kind"])
         st.correct += ok
         if not r["rationale"].strip():
             st.dropped["empty_rationale"] += 1
+        elif given and ok and states_answer_only(r["rationale"], gold, r["kind"], r.get("choices")):
+            st.dropped["answer_up_front"] += 1
         elif pred is None:
             st.dropped["abstained" if teacher_abstained(r, answer_source) else "no_answer_found"] += 1
         elif not ok:

@@ -49,8 +49,11 @@ def build_teacher(cfg, task_cfg, out_dir: str | Path, use_cache: bool = True) ->
 
 
 def build_prompting(cfg, task_name: str):
-    from .prompting import ZeroShotCoT, load_few_shot
+    from .prompting import AnswerGiven, ZeroShotCoT, load_block_demos, load_few_shot
 
+    if cfg.prompt == "answer_given":
+        instructions, demos = load_block_demos(cfg.exemplars)
+        return AnswerGiven(demos, instructions)
     if cfg.prompt == "few_shot_cot":
         return load_few_shot(cfg.exemplars, task_name)
     return ZeroShotCoT(cfg.trigger)

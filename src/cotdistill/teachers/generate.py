@@ -37,6 +37,7 @@ def generate_rationales(
         records.append({
             "id": ex.id, "sample": s, "question": ex.question, "answer": ex.answer, "kind": ex.kind.value,
             "choices": ex.choices, "rationale": rationale, "answer_text": answer_text,
+            "prompt_style": getattr(prompting, "name", None),
             "finish_reason": c1.finish_reason,
             "usage": {"prompt_tokens": _sum(c1.prompt_tokens, c2 and c2.prompt_tokens),
                       "completion_tokens": _sum(c1.completion_tokens, c2 and c2.completion_tokens)},

@@ -93,3 +93,90 @@ def load_few_shot(path: str, task: str) -> FewShotCoT:
     if not out:
         raise DataError(f"{p}: no exemplars")
     return FewShotCoT.from_exemplars(out)
+
+
+# -- answer-given rationale augmentation (the CoT Collection, Kim et al. 2023) -------------------
+BLOCKS = ("[Instruction and Question]", "[Options]", "[Answer]", "[Rationale]")
+
+
+class AnswerGiven:
+    """The teacher sees the question, its options and the GOLD answer, in the CoT Collection's
+    block format, after demonstrations in the same format, and writes only the rationale:
+    `[Example k]` / `[Instruction and Question]` / `[Options]` / `[Answer]` / `[Rationale]`. One
+    stage; generation stops at the next `[Example`. Curation then keeps a rationale only when the
+    task's extractor reads the given answer from it and it reasons before stating it
+    (curate.states_answer_only)."""
+
+    name = "answer_given"
+    two_stage = False
+    stop: tuple[str, ...] = ("\n[Example", "\n\n\n")
+
+    def __init__(self, demos: list[dict], instructions: str = ""):
+        self.demos, self.instructions = demos, instructions
+
+    @staticmethod
+    def block(k: int, question: str, options: str, answer: str, rationale: str = "") -> str:
+        return (f"[Example {k}]\n[Instruction and Question]\n{question}\n\n[Options]\n{options}\n\n"
+                f"[Answer]\n{answer}\n\n[Rationale]\n{rationale}")
+
+    def stage1(self, ex: Example) -> str:
+        from ..tasks.answers import normalize_gold
+        from ..tasks.schema import choice_letters
+
+        demos = "\n\n\n\n".join(self.block(i + 1, d["question"], d["options"], d["answer"], d["rationale"])
+                                for i, d in enumerate(self.demos))
+        options = "\n".join(f"- ({l}) {c}" for l, c in zip(choice_letters(len(ex.choices)), ex.choices)) \
+            if ex.choices else "Not Given"
+        gold = normalize_gold(ex.answer, ex.kind, ex.choices) if ex.choices else ex.answer
+        if ex.choices:
+            gold = f"({gold}) {ex.choices[ord(gold) - ord('A')]}"
+        head = f"{self.instructions}\n\n" if self.instructions else ""
+        return f"{head}{demos}\n\n\n\n{self.block(len(self.demos) + 1, ex.question, options, gold)}"
+
+    def stage2(self, ex: Example, rationale: str) -> str:  # pragma: no cover - single stage
+        raise NotImplementedError("answer-given augmentation has a single stage")
+
+
+def load_block_demos(path: str) -> tuple[str, list[dict]]:
+    """(instructions, demonstrations) from a file in the CoT Collection's block format: optional
+    instructions, then `[Example k]` blocks, each with `[Instruction and Question]`, `[Options]`
+    (optional), `[Answer]` and `[Rationale]`. A last example whose answer and rationale are empty
+    is the release's slot for the new item and is skipped."""
+    import re
+    from pathlib import Path
+
+    from ..errors import DataError
+    from ..tasks.files import read_text
+
+    p = Path(path)
+    text = read_text(p).replace("\r\n", "\n")
+    parts = re.split(r"^\[Example \d+\]\s*$", text, flags=re.M)
+    if len(parts) < 2:
+        raise DataError(f"{p}: not in the block format: no `[Example 1]` line (each example needs the blocks "
+                        f"{', '.join(BLOCKS)}; [Options] may be left out)")
+    demos = []
+    for k, body in enumerate(parts[1:], 1):
+        fields: dict[str, str] = {}
+        current = None
+        for line in body.split("\n"):
+            m = re.match(r"^(\[(?:Instruction and Question|Options|Answer|Rationale)\])\s*$", line)
+            if m:
+                current = m.group(1)
+                if current in fields:
+                    raise DataError(f"{p}: [Example {k}]: {current} appears twice")
+                fields[current] = ""
+            elif current:
+                fields[current] += line + "\n"
+        fields = {b: v.strip() for b, v in fields.items()}
+        last = k == len(parts) - 1
+        if last and not fields.get("[Answer]") and not fields.get("[Rationale]"):
+            continue  # the empty slot for the item to augment
+        missing = [b for b in BLOCKS if b != "[Options]" and not fields.get(b)]
+        if missing:
+            raise DataError(f"{p}: [Example {k}]: missing or empty {', '.join(missing)} (blocks: {', '.join(BLOCKS)}; "
+                            f"[Options] may be left out)")
+        demos.append({"question": fields["[Instruction and Question]"], "options": fields.get("[Options]") or "Not Given",
+                      "answer": fields["[Answer]"], "rationale": fields["[Rationale]"]})
+    if not demos:
+        raise DataError(f"{p}: no complete [Example k] blocks")
+    return parts[0].strip(), demos
