@@ -231,3 +231,48 @@ def generate(
         if progress:
             progress(len(idx))
     return out  # type: ignore[return-value]
+
+
+def continuation_logprob(model, tok, seq2seq: bool, sources: Sequence[str], prefixes: Sequence[str],
+                         continuations: Sequence[str], batch_size: int = 32) -> list[float]:
+    """Mean log-probability per token of each `continuation` after `source` + `prefix` (the part the
+    student wrote itself), as the student would write it: decoder-only students read
+    `source + prefix + continuation`; encoder-decoders read `source` and write `prefix +
+    continuation`. Used to score answer options."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[float] = []
+    for s in range(0, len(sources), batch_size):
+        rows = []
+        for src, pre, cont in zip(sources[s:s + batch_size], prefixes[s:s + batch_size], continuations[s:s + batch_size]):
+            src_ids = tok(src, add_special_tokens=seq2seq)["input_ids"]
+            pre_ids = tok(pre, add_special_tokens=False)["input_ids"] if pre else []
+            cont_ids = tok(cont, add_special_tokens=False)["input_ids"] or [tok.eos_token_id]
+            rows.append((src_ids, pre_ids, cont_ids))
+        with torch.no_grad():
+            if seq2seq:
+                enc = tok.pad({"input_ids": [r[0] for r in rows]}, return_tensors="pt").to(device)
+                tgt = [r[1] + r[2] for r in rows]
+                n = max(len(t) for t in tgt)
+                labels = torch.full((len(rows), n), -100, dtype=torch.long)
+                for i, t in enumerate(tgt):
+                    labels[i, :len(t)] = torch.tensor(t)
+                logits = model(**enc, labels=labels.to(device)).logits
+                logp = torch.log_softmax(logits.float(), -1)
+                for i, (_, pre, cont) in enumerate(rows):
+                    pos = torch.arange(len(pre), len(pre) + len(cont), device=device)
+                    out.append(float(logp[i, pos, torch.tensor(cont, device=device)].mean()))
+            else:
+                seqs = [r[0] + r[1] + r[2] for r in rows]
+                n = max(len(x) for x in seqs)
+                ids = torch.full((len(rows), n), tok.pad_token_id, dtype=torch.long)
+                att = torch.zeros((len(rows), n), dtype=torch.long)
+                for i, x in enumerate(seqs):
+                    ids[i, :len(x)] = torch.tensor(x)
+                    att[i, :len(x)] = 1
+                logp = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float(), -1)
+                for i, (src, pre, cont) in enumerate(rows):
+                    start = len(src) + len(pre)
+                    pos = torch.arange(start - 1, start - 1 + len(cont), device=device)  # token t is predicted at t - 1
+                    out.append(float(logp[i, pos, torch.tensor(cont, device=device)].mean()))
+    return out

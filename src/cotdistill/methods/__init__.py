@@ -5,6 +5,7 @@ from ..registry import Registry
 from .adaptive import AdaptiveThinking
 from .as_es import ASES, ASESDual
 from .base import Method, Output, Pair, Parsed, validate_options
+from .cot_tuning import CoTTuning, CoTTuningDirect
 from .cott import CoTT
 from .direct import Direct
 from .finetune_cls import FinetuneCls
@@ -21,6 +22,8 @@ METHODS.register("adaptive")(AdaptiveThinking)
 METHODS.register("step_by_step")(DistillingStepByStep)
 METHODS.register("as_es")(ASES)
 METHODS.register("as_es_dual")(ASESDual)
+METHODS.register("cot_tuning")(CoTTuning)
+METHODS.register("cot_tuning_direct")(CoTTuningDirect)
 # Masked-LM methods: they classify with a BERT-style student instead of generating.
 METHODS.register("cott")(CoTT)
 METHODS.register("prompt_tuning")(PromptTuning)

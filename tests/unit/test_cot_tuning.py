@@ -1,0 +1,54 @@
+"""CoT fine-tuning (the CoT Collection): pair format, direct share, and option scoring by
+log-probability on random-weight students."""
+import pytest
+import torch
+
+from cotdistill import hf
+from cotdistill.methods import get_method
+from cotdistill.students import load_student
+from cotdistill.tasks.schema import Example
+
+MC = Example(id="q1", question="Which is red? Answer Choices: (A) sky (B) apple", answer="B", kind="choice",
+             choices=["sky", "apple"])
+
+
+def test_pairs_write_the_rationale_then_the_option_text():
+    m = get_method("cot_tuning")
+    (p,) = m.train_pairs(MC, ["Apples are red."], seq2seq=False)
+    assert p.source == "Which is red? Answer Choices: (A) sky (B) apple\n\nLet's think step by step.\n"
+    assert p.target == "Apples are red.\n[ANSWER] apple"
+    assert m.train_pairs(MC, [], seq2seq=False) == []
+    every = get_method("cot_tuning", {"direct_share": 1.0}).train_pairs(MC, ["r"], seq2seq=False)
+    assert every[-1].source.endswith("\n\n") and every[-1].target == "[ANSWER] apple"
+    (d,) = get_method("cot_tuning_direct").train_pairs(MC, [], seq2seq=False)
+    assert (d.source, d.target) == (every[-1].source, every[-1].target)
+    assert m.parse("Apples are red.\n[ANSWER] apple", MC).answer == "B"
+
+
+@pytest.mark.parametrize("student", ["preset:tiny", "preset:t5-tiny"])
+def test_continuation_logprob_matches_a_direct_computation(student):
+    model, tok, seq2seq = load_student(student, seed=3)
+    src, pre, cont = "Q: 2+2?\n", "two and two", "\n[ANSWER] 4"
+    got = hf.continuation_logprob(model, tok, seq2seq, [src, src], [pre, pre], [cont, "\n[ANSWER] 5"])
+    s, p, c = (tok(x, add_special_tokens=False)["input_ids"] for x in (src, pre, cont))
+    with torch.no_grad():
+        if seq2seq:
+            enc = tok(src, return_tensors="pt")
+            logits = model(**enc, labels=torch.tensor([p + c])).logits[0]
+            lp = torch.log_softmax(logits, -1)[torch.arange(len(p), len(p) + len(c)), c]
+        else:
+            logits = model(input_ids=torch.tensor([s + p + c])).logits[0]
+            start = len(s) + len(p)
+            lp = torch.log_softmax(logits, -1)[torch.arange(start - 1, start - 1 + len(c)), c]
+    assert got[0] == pytest.approx(lp.mean().item(), abs=1e-4) and got[0] != got[1]
+
+
+def test_options_are_scored_and_the_best_one_taken():
+    model, tok, seq2seq = load_student("preset:tiny", seed=1)
+    m = get_method("cot_tuning")
+    (out,) = m.predict(model, tok, seq2seq, [MC], max_new_tokens=8, batch_size=4)
+    scores = out.extra["option_logprobs"]
+    assert len(scores) == 2 and out.parsed.answer == "AB"[scores.index(max(scores))]
+    (free,) = get_method("cot_tuning", {"score_options": False}).predict(model, tok, seq2seq, [MC], max_new_tokens=8,
+                                                                         batch_size=4)
+    assert "option_logprobs" not in free.extra
