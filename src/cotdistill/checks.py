@@ -142,7 +142,7 @@ def _teacher_problems(cfg: RunConfig) -> list[str]:
     t, found = cfg.teacher, []
     if t.backend == "exact" and cfg.task.source != "synthetic":
         found.append(f"`teacher.backend`: 'exact' solves only the built-in synthetic tasks, and task.source is "
-                     f"{cfg.task.source!r}; use openai, transformers, vllm or replay")
+                     f"{cfg.task.source!r}; use openai, transformers, vllm, replay or dataset")
     if t.backend == "openai" and t.api_key_env and not os.environ.get(t.api_key_env):
         found.append(f"`teacher.api_key_env`: ${t.api_key_env} is not set (set it, or `teacher.api_key_env: null` "
                      f"for a server that needs no key)")
