@@ -4,16 +4,14 @@ answers Zero-shot-CoT stage 1 with the example's rationale and stage 2 with its 
 these rationales go through the same curation, cache and methods as a model teacher's."""
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 from ..errors import TeacherError
 from ..tasks.schema import Example
 from .base import Completion, Progress, Request, Teacher
-from .prompting import STEP_TRIGGER
+from .prompting import known_reply, last_question
 
 RATIONALE_FIELDS = ("rationale", "human_rationale")
-_LAST_Q = re.compile(r"(?:^|\n)Q: (.*?)\nA:(.*)\Z", re.S)
 
 
 def rationale_of(ex: Example) -> str | None:
@@ -49,20 +47,12 @@ class DatasetTeacher(Teacher):
     def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out = []
         for r in requests:
-            starts = [m.start() for m in re.finditer(r"(?:^|\n)Q: ", r.prompt)]
-            m = _LAST_Q.match(r.prompt[starts[-1]:]) if starts else None
-            found = self.by_question.get(m.group(1).strip()) if m else None
+            q = last_question(r.prompt)
+            found = self.by_question.get(q[0].strip()) if q else None
             if found is None:
                 raise TeacherError(f"teacher.backend 'dataset': the prompt's question is not in the data set "
                                    f"({r.prompt[:80]!r})")
-            rationale, answer = found
-            after = m.group(2).strip()
-            if after.startswith(STEP_TRIGGER) and after != STEP_TRIGGER:  # stage 2: the answer
-                text = f" {answer}."
-            elif after == STEP_TRIGGER:
-                text = f" {rationale}"
-            else:
-                text = f" {rationale} The answer is {answer}."
+            text = known_reply(q[1], *found)
             out.append(Completion(text, "stop", len(r.prompt.split()), len(text.split())))
         if progress:
             progress(len(requests))

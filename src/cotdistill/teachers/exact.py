@@ -4,15 +4,13 @@ Zero-shot-CoT stage 1 with the rationale, stage 2 with the answer, and few-shot 
 "{rationale} The answer is {answer}."."""
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 from ..errors import TeacherError
 from ..tasks.synthetic import make_synthetic
 from .base import Completion, Progress, Request, Teacher
-from .prompting import STEP_TRIGGER
+from .prompting import known_reply, last_question
 
-_LAST_Q = re.compile(r"Q: (.*?)\nA:(.*)\Z", re.S)
 
 
 class ExactTeacher(Teacher):
@@ -29,20 +27,11 @@ class ExactTeacher(Teacher):
         return {"backend": self.backend, "task": self.task_name, **style}
 
     def _answer(self, prompt: str) -> str:
-        starts = [i.start() for i in re.finditer(r"(?:^|\n)Q: ", prompt)]
-        if not starts:
+        found = last_question(prompt)
+        if found is None:
             raise TeacherError(f"exact teacher: no 'Q: ...\\nA:' in prompt {prompt[:80]!r}")
-        m = _LAST_Q.match(prompt[starts[-1]:].lstrip("\n"))
-        if not m:
-            raise TeacherError(f"exact teacher: no 'Q: ...\\nA:' in prompt {prompt[:80]!r}")
-        question, after = m.group(1), m.group(2)
-        rationale, answer = self.task.solve(question)
-        after = after.strip()
-        if after == STEP_TRIGGER:  # zero-shot-CoT stage 1
-            return f" {rationale}"
-        if after.startswith(STEP_TRIGGER):  # stage 2: rationale then the answer trigger
-            return f" {answer}."
-        return f" {rationale} The answer is {answer}."  # few-shot-CoT
+        question, after = found
+        return known_reply(after, *self.task.solve(question))
 
     def _complete(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
         out = []

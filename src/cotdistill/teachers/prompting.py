@@ -2,6 +2,7 @@
 and few-shot-CoT from exemplars. Answer triggers depend on the answer kind."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..tasks.schema import AnswerKind, Example, choice_letters
@@ -19,6 +20,27 @@ def answer_trigger(ex: Example) -> str:
     if ex.kind is AnswerKind.yes_no:
         return "Therefore, the answer (Yes or No) is"
     return "Therefore, the answer is"
+
+
+_LAST_Q = re.compile(r"Q: (.*?)\nA:(.*)\Z", re.S)
+
+
+def last_question(prompt: str) -> tuple[str, str] | None:
+    """(question, text after `A:`) of the last `Q: ...\nA:` in a prompt, for teachers that answer
+    from what they already know (the exact solver, the data set's own rationales)."""
+    starts = [m.start() for m in re.finditer(r"(?:^|\n)Q: ", prompt)]
+    m = _LAST_Q.match(prompt[starts[-1]:].lstrip("\n")) if starts else None
+    return (m.group(1), m.group(2).strip()) if m else None
+
+
+def known_reply(after: str, rationale: str, answer: str) -> str:
+    """What a teacher that knows (rationale, answer) writes after `A:`: the rationale for
+    Zero-shot-CoT stage 1, the answer for stage 2, both for few-shot-CoT."""
+    if after == STEP_TRIGGER:
+        return f" {rationale}"
+    if after.startswith(STEP_TRIGGER):  # stage 2: rationale then the answer trigger
+        return f" {answer}."
+    return f" {rationale} The answer is {answer}."
 
 
 @dataclass(frozen=True)
