@@ -114,6 +114,9 @@ class StudentConfig(_Strict):
     model: str = Field("preset:tiny", description="hub id, local path, preset:NAME (from scratch) or "
                        "pretrained:NAME (weights installed with a package: minilm-seq2seq, minilm-mlm)")
     layers: int | None = Field(None, ge=1, description="pretrained:NAME: keep this many layers, evenly spaced")
+    tokenizer: Literal["byte", "bpe"] = Field("byte", description="preset:NAME students: byte-level (any text, "
+                                             "no training) or a byte-level BPE trained on the run's training text")
+    vocab_size: int = Field(2000, ge=8, description="tokenizer: bpe: vocabulary size (at least 263)")
     trust_remote_code: bool = False
 
 
@@ -144,6 +147,10 @@ class TrainConfig(_Strict):
     max_length: int = Field(1024, ge=8, description="tokens per training sequence; longer ones are skipped and counted")
     seed: int = 0
     threads: int | None = Field(None, description="torch CPU threads (default: all cores)")
+    packing: bool | None = Field(None, description="decoder-only students: a batch becomes one padding-free row "
+                                 "(exact: same loss as the padded batch); default on where the model supports it")
+    group_by_length: bool | None = Field(None, description="batch examples of similar length to cut padding; "
+                                         "default on for students that are not packed (encoder-decoder)")
     resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
 
     @model_validator(mode="before")

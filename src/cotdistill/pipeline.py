@@ -128,16 +128,22 @@ class Run:
         mdir = self.out / method_name
         # Checkpoints only resume a run of the same student, data and hyper-parameters; the step
         # budget may grow.
-        fingerprint = {"student": self.cfg.student.model_dump(mode="json"), "curate": self.cfg.curate.model_dump(mode="json"),
+        # Settings added later enter only when set, so folders written before them still resume;
+        # packing is exact and never enters.
+        student_fp = self.cfg.student.model_dump(mode="json", exclude=set() if self.cfg.student.tokenizer == "bpe"
+                                                 else {"tokenizer", "vocab_size"})
+        fingerprint = {"student": student_fp, "curate": self.cfg.curate.model_dump(mode="json"),
                        "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
-                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every"}),
+                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing"}
+                                                          | ({"group_by_length"} if self.cfg.train.group_by_length is None else set())),
                        "method_options": method.training_options()}
         if not self.cfg.train.resume:
             shutil.rmtree(mdir / "checkpoints", ignore_errors=True)
             (mdir / "train_fingerprint.json").unlink(missing_ok=True)
         _check_same(mdir / "train_fingerprint.json", fingerprint, "training setup")
         model, tok, seq2seq = load_student(self.cfg.student.model, self.cfg.student.trust_remote_code,
-                                           seed=self.cfg.train.seed, layers=self.cfg.student.layers)
+                                           seed=self.cfg.train.seed, layers=self.cfg.student.layers,
+                                           tokenizer=self.student_tokenizer(train, curated))
         by_q: dict[str, list[str]] = {}
         for r in curated:
             by_q.setdefault(r["id"], []).append(r["rationale"])
@@ -181,10 +187,32 @@ class Run:
         info = {"method": method_name, "steps": res.steps, "train_pairs": res.train_pairs, "val_pairs": res.val_pairs,
                 "held_out_questions": len(held), "skipped_overlong": res.skipped_overlong,
                 "best_val_loss": res.best_val_loss, "best_step": res.best_step,
-                "max_target_tokens": res.max_target_tokens, **extra, **provenance(self.cfg)}
+                "max_target_tokens": res.max_target_tokens, "tokens_per_example": res.tokens_per_example,
+                **extra, **provenance(self.cfg)}
         write_json(mdir / "train_info.json", info)
         write_jsonl(mdir / LOG_FILE, res.history)
         return info
+
+    def student_tokenizer(self, train: list[Example], curated: list[dict]):
+        """`student.tokenizer: bpe`: one BPE for every method of the run, trained once on its
+        training questions, rationales and answers (never the test split) and kept in OUT/tokenizer."""
+        s = self.cfg.student
+        if s.tokenizer != "bpe":
+            return None
+        from transformers import AutoTokenizer
+
+        from .students.presets import PRESETS, bpe_tokenizer
+
+        folder, stamp = self.out / "tokenizer", {"vocab_size": s.vocab_size}
+        if (folder / "tokenizer.json").exists():
+            _check_same(folder / "cotdistill_tokenizer.json", stamp, "tokenizer")
+            return AutoTokenizer.from_pretrained(str(folder))
+        texts = [e.question for e in train] + [r["rationale"] for r in curated] + [e.answer for e in train]
+        masked = PRESETS.get(s.model.split(":", 1)[-1], ("",))[0] == "bert"
+        tok = bpe_tokenizer(texts, s.vocab_size, masked=masked)
+        tok.save_pretrained(str(folder))
+        write_json(folder / "cotdistill_tokenizer.json", stamp)
+        return tok
 
     # -- stage 5: evaluation ---------------------------------------------------------------------
     def evaluate(self, method_name: str, test: list[Example], model_dir: str | Path | None = None) -> tuple[list[dict], dict]:

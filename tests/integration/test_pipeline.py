@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cotdistill.config import load_config
+from cotdistill.errors import ConfigError
 from cotdistill.pipeline import Run
 
 pytestmark = pytest.mark.slow
@@ -216,3 +217,19 @@ def test_vllm_backend_missing_is_a_clear_error(monkeypatch):
 
     with pytest.raises(TeacherError, match="pip install 'cotdistill\\[vllm\\]'"):
         VLLMTeacher("x")
+
+
+def test_bpe_student_tokenizer_is_trained_once_per_run_and_saved_with_the_student(tmp_path):
+    over = [*TINY, "methods=[ft_cot]", "train.max_steps=10", "eval.max_new_tokens=40"]
+    Run(load_config(None, [f"out={tmp_path / 'byte'}", *over])).run_all()
+    Run(load_config(None, [f"out={tmp_path / 'bpe'}", *over, "student.tokenizer=bpe", "student.vocab_size=400"])).run_all()
+    byte = json.loads((tmp_path / "byte/ft_cot/train_info.json").read_text())["tokens_per_example"]
+    bpe = json.loads((tmp_path / "bpe/ft_cot/train_info.json").read_text())["tokens_per_example"]
+    assert bpe * 2 < byte, (bpe, byte)
+    from transformers import AutoTokenizer
+
+    run_tok = AutoTokenizer.from_pretrained(str(tmp_path / "bpe/tokenizer"))
+    saved = AutoTokenizer.from_pretrained(str(tmp_path / "bpe/ft_cot/model"))
+    assert len(saved) == len(run_tok) <= 400 and saved.get_vocab() == run_tok.get_vocab()
+    with pytest.raises(ConfigError, match="holds artifacts of a different"):  # the run tokenizer is never silently replaced
+        Run(load_config(None, [f"out={tmp_path / 'bpe'}", *over, "student.tokenizer=bpe", "student.vocab_size=500"])).run_all()

@@ -8,13 +8,18 @@ from .presets import PRESETS, build_preset
 from .pretrained import PRETRAINED, build_pretrained
 
 
-def load_student(model: str, trust_remote_code: bool = False, seed: int = 0, layers: int | None = None):
-    """(model, tokenizer, is_seq2seq). `preset:NAME` builds a from-scratch student;
+def load_student(model: str, trust_remote_code: bool = False, seed: int = 0, layers: int | None = None,
+                 tokenizer=None):
+    """(model, tokenizer, is_seq2seq). `preset:NAME` builds a from-scratch student (with
+    `tokenizer`, e.g. a BPE trained on the run's text, instead of the byte-level one);
     `pretrained:NAME` one warm-started from weights installed with a package."""
     if layers is not None and not model.startswith("pretrained:"):
         raise ConfigError(f"`student.layers` picks layers of a `pretrained:` student; {model!r} is not one")
+    if tokenizer is not None and not model.startswith("preset:"):
+        raise ConfigError(f"`student.tokenizer: bpe` trains a tokenizer for from-scratch presets; {model!r} "
+                          "brings its own")
     if model.startswith("preset:"):
-        return build_preset(model.split(":", 1)[1], seed=seed)
+        return build_preset(model.split(":", 1)[1], seed=seed, tok=tokenizer)
     if model.startswith("pretrained:"):
         return build_pretrained(model.split(":", 1)[1], layers=layers, seed=seed)
     # A masked LM loads as one; the preflight (checks.py) keeps it away from generating methods.

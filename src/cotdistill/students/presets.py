@@ -27,13 +27,37 @@ def byte_tokenizer(masked: bool = False):
     """A byte-level tokenizer with no merges: every byte is a token, so any text encodes, it needs
     no download, and `save_pretrained` / `AutoTokenizer.from_pretrained` round-trip it. `masked`
     adds BERT's [CLS], [SEP] and [MASK]."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
 
     specials = SPECIALS + (MLM_SPECIALS if masked else [])
     vocab = {t: i for i, t in enumerate(specials + sorted(pre_tokenizers.ByteLevel.alphabet()))}
     tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    return _wrap(tk, masked)
+
+
+def bpe_tokenizer(texts, vocab_size: int = 2000, masked: bool = False):
+    """Byte-level BPE trained offline on `texts` (the run's own training text): merges learnt
+    from the data shorten sequences several-fold while any text still encodes (the 256 byte
+    symbols stay in the vocabulary). Same special tokens and ids as `byte_tokenizer`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    specials = SPECIALS + (MLM_SPECIALS if masked else [])
+    if vocab_size < len(specials) + 256:
+        raise ConfigError(f"student.vocab_size={vocab_size}: a byte-level BPE needs at least "
+                          f"{len(specials) + 256} entries (256 bytes and {len(specials)} special tokens)")
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(texts, trainer)
+    return _wrap(tk, masked)
+
+
+def _wrap(tk, masked: bool):
+    from tokenizers import decoders
+    from transformers import PreTrainedTokenizerFast
+
     tk.decoder = decoders.ByteLevel()
     extra = dict(zip(("cls_token", "sep_token", "mask_token"), MLM_SPECIALS)) if masked else {}
     return PreTrainedTokenizerFast(
@@ -42,8 +66,9 @@ def byte_tokenizer(masked: bool = False):
     )
 
 
-def build_preset(name: str, seed: int = 0):
-    """(model, tokenizer, is_seq2seq) with random weights."""
+def build_preset(name: str, seed: int = 0, tok=None):
+    """(model, tokenizer, is_seq2seq) with random weights; `tok` (e.g. a `bpe_tokenizer`) replaces
+    the byte-level one and sets the vocabulary size."""
     import torch
     from transformers import (BertConfig, BertForMaskedLM, LlamaConfig, LlamaForCausalLM, T5Config,
                               T5ForConditionalGeneration)
@@ -53,7 +78,10 @@ def build_preset(name: str, seed: int = 0):
 
         raise unknown_name("student preset", name, PRESETS)
     arch, d, layers, heads, ffn = PRESETS[name]
-    tok = byte_tokenizer(masked=arch == "bert")
+    if tok is None:
+        tok = byte_tokenizer(masked=arch == "bert")
+    elif arch == "bert" and tok.mask_token is None:
+        raise ConfigError(f"preset {name!r} is a masked LM: its tokenizer needs a [MASK] token")
     torch.manual_seed(seed)
     common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     if arch == "llama":

@@ -6,6 +6,7 @@ checkpoint by validation loss; the test split is never looked at here. Checkpoin
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
@@ -15,10 +16,11 @@ from typing import Callable
 
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io import read_jsonl_list
 from ..methods.base import Pair
 from .data import Collator, encode_pairs
+from .packing import PackedCollator, can_pack, packed_attention
 from .pretrained import NEW_PARTS_ATTR
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class TrainResult:
     best_step: int | None
     max_target_tokens: int = 0
     history: list[dict] = field(default_factory=list)
+    tokens_per_example: float | None = None  # mean training sequence length (source + target)
 
 
 def split_new_parts(optimizer, model, scale: float) -> int:
@@ -61,6 +64,30 @@ def split_new_parts(optimizer, model, scale: float) -> int:
     return len(new)
 
 
+def weighted_loss(model, inputs: dict, weights: torch.Tensor, seq_idx: torch.Tensor | None = None):
+    """(loss, outputs): each example's mean target-token loss, averaged with the examples' weights.
+    `seq_idx` (packed rows) names the example of each token; without it each row is one example."""
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    if model.config.is_encoder_decoder:
+        outputs = model(**inputs, labels=labels)
+        logits, tgt = outputs.logits, labels
+    else:
+        outputs = model(**inputs)
+        logits, tgt = outputs.logits[:, :-1], labels[:, 1:]
+    tok_loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-100, reduction="none")
+    mask = (tgt != -100).reshape(-1).float()
+    if seq_idx is None:
+        seq = torch.arange(tgt.size(0), device=tgt.device).repeat_interleave(tgt.size(1))
+    else:
+        seq = seq_idx[:, 1:].reshape(-1).long().to(tgt.device)
+    n = weights.numel()
+    per_seq = torch.zeros(n, device=tok_loss.device).index_add_(0, seq, tok_loss * mask) / \
+        torch.zeros(n, device=tok_loss.device).index_add_(0, seq, mask).clamp(min=1)
+    return (per_seq * weights.to(per_seq.device)).sum() / weights.sum(), outputs
+
+
 def _trainer_cls(seq2seq: bool):
     from transformers import Seq2SeqTrainer, Trainer
 
@@ -79,23 +106,24 @@ def _trainer_cls(seq2seq: bool):
                     log.info("%d new parameter tensors train at %g x the learning rate", n, self.new_parts_lr_scale)
             return optimizer
 
+        group_lengths: list[int] | None = None
+
+        def _get_train_sampler(self, train_dataset=None):
+            if self.group_lengths is None:
+                return super()._get_train_sampler(train_dataset)
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            # By source + target length: transformers would look at the source alone, and for an
+            # encoder-decoder the target is most of the padding.
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=self.group_lengths)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             weights = inputs.pop("weights")
+            seq_idx = inputs.pop("seq_idx", None)  # packed rows: the example of each token
             if torch.all(weights == 1.0):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            labels = inputs.pop("labels")
-            if model.config.is_encoder_decoder:
-                outputs = model(**inputs, labels=labels)
-                logits, tgt = outputs.logits, labels
-            else:
-                outputs = model(**inputs)
-                logits, tgt = outputs.logits[:, :-1], labels[:, 1:]
-            tok_loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-100, reduction="none"
-            ).view(tgt.shape)
-            mask = (tgt != -100).float()
-            per_seq = (tok_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
-            loss = (per_seq * weights).sum() / weights.sum()
+            loss, outputs = weighted_loss(model, inputs, weights, seq_idx)
             return (loss, outputs) if return_outputs else loss
 
     return WeightedTrainer
@@ -132,6 +160,9 @@ def train_student(
         )
     longest = max((sum(1 for t in f["labels"] if t != -100) for f in train_feats if isinstance(f.get("labels"), list)),
                   default=0)  # generated targets only: a label index is not a sequence
+    lengths = [len(f["input_ids"]) + (len(f["labels"]) if seq2seq and isinstance(f.get("labels"), list) else 0)
+               for f in train_feats if "input_ids" in f]  # a method's own features may hold several views
+    per_example = round(sum(lengths) / len(lengths), 1) if lengths else None
     ckpt_dir = out_dir / "checkpoints"
     last = _last_checkpoint(ckpt_dir) if cfg.resume else None
     if last is not None:
@@ -140,7 +171,8 @@ def train_student(
             steps, best, best_step, history = done
             if progress:
                 progress(steps)
-            return TrainResult(steps, len(train_feats), len(val_feats), skipped, best, best_step, longest, history)
+            return TrainResult(steps, len(train_feats), len(val_feats), skipped, best, best_step, longest, history,
+                               per_example)
 
     class Hooks(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
@@ -161,18 +193,25 @@ def train_student(
         save_total_limit=2, load_best_model_at_end=has_val, metric_for_best_model="eval_loss",
         greater_is_better=False, logging_steps=max(1, every // 5), report_to=[], disable_tqdm=True,
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+        prediction_loss_only=True,  # validation needs the loss only: no gathering of (batch x tokens x vocab) logits
     )
+    packed = _use_packing(cfg, model, seq2seq, own_batches=collator is not None)
+    if collator is None:
+        collator = PackedCollator() if packed else Collator(tok.pad_token_id)
     trainer = _trainer_cls(seq2seq)(
         model=model, args=args, train_dataset=train_feats, eval_dataset=val_feats or None,
-        data_collator=collator or Collator(tok.pad_token_id), callbacks=[Hooks()],
+        data_collator=collator, callbacks=[Hooks()],
     )
     trainer.new_parts_lr_scale = cfg.new_parts_lr_scale
+    if cfg.group_by_length if cfg.group_by_length is not None else not packed:
+        trainer.group_lengths = [len(f["input_ids"]) + (len(f["labels"]) if seq2seq else 0) for f in train_feats]
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # our progress bar and train_log.jsonl replace its prints
     if last is not None:
         log.info("resuming from %s", last)
-    trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
+    with packed_attention(model) if packed else contextlib.nullcontext():
+        trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     best = trainer.state.best_metric
     best_step = _step_of(trainer.state.best_model_checkpoint)
     # The state's log holds the steps before a resume too (restored from the checkpoint).
@@ -181,7 +220,18 @@ def train_student(
         if "loss" in h and not math.isfinite(h["loss"]):
             raise DataError(f"training diverged: loss {h['loss']} at step {h['step']}; lower train.learning_rate")
     return TrainResult(trainer.state.global_step, len(train_feats), len(val_feats), skipped, best, best_step,
-                       longest, history)
+                       longest, history, per_example)
+
+
+def _use_packing(cfg, model, seq2seq: bool, own_batches: bool) -> bool:
+    if cfg.packing is False:
+        return False
+    ok = can_pack(model, seq2seq) and not own_batches
+    if cfg.packing and not ok:
+        why = ("the method batches its own inputs" if own_batches else
+               f"{type(model).__name__} is not a decoder-only model on transformers' attention functions")
+        raise ConfigError(f"train.packing is on but {why}; set train.packing: false (or leave it unset)")
+    return ok
 
 
 def _step_of(checkpoint: str | Path | None) -> int | None:

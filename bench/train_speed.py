@@ -1,0 +1,202 @@
+"""Training speed: cotdistill's trainer against TRL's SFTTrainer and the plain transformers Trainer,
+side by side in one run, on the same student and the same curated rationale data.
+
+Each trainer trains a fresh copy of the same student (same initial weights) for the same epochs
+over the same `ft_cot` training pairs (`{question}\\nA: Let's think step by step.` -> rationale +
+answer), with the same batch size in examples, learning rate, warm-up and constant schedule, the
+loss on the target only. Measured: target tokens (tokens that carry loss) per second of wall clock
+for the whole call (tokenising included), and the validation loss (mean over the validation
+pairs' target tokens, computed the same way for every model) after the same target tokens.
+
+    (a) cotdistill   students.train.train_student (packing on where exact, length grouping otherwise)
+    (b) trl_default  trl.SFTTrainer with its defaults (prompt-completion data: completion-only loss,
+                     activation checkpointing on, no packing); bf16 off as the CPU requires
+    (c) trl_packing  the same with packing=True (best-fit-decreasing rows of max_length, padding-free)
+    (d) hf_trainer   transformers.Trainer with DataCollatorForSeq2Seq (dynamic padding)
+
+Prints the table last; writes OUT/summary.json = {"target_tokens_per_s": {...}, "ratio_to_trl_default":
+{...}, "val_loss": {...}, "seconds": {...}, "bars": {...}, "setup": {...}}. TRL is a bench-only extra:
+`pip install -e ".[bench]"`.
+
+    python bench/train_speed.py --out runs/train_speed [--data ../shared/data] [--student preset:small] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from cotdistill.config import TrainConfig, load_config
+from cotdistill.io import write_json
+from cotdistill.pipeline import Run
+from cotdistill.students import load_student
+from cotdistill.students.data import Collator, encode_pairs
+from cotdistill.students.train import train_student
+
+sys.path.insert(0, str(Path(__file__).parent))
+from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
+
+TRAINERS = ["cotdistill", "trl_default", "trl_packing", "hf_trainer"]
+
+
+def curated_pairs(out: Path, data: Path, task: str, n_train: int) -> tuple[list, list, str]:
+    """The `ft_cot` pairs of the run's curated rationales: released teacher rationales when the
+    shared data is there, else the exact teacher on a synthetic mix of short and long rationales."""
+    if teacher_file(data, task).exists():
+        over = ["task.source=benchmark", f"task.name={task}", f"task.data_dir={data}", "task.n_train=0",
+                "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}"]
+        what = f"{task}: released text-davinci-002 rationales"
+    else:
+        over = ["task.source=synthetic", "task.name=mixed", f"task.n_train={n_train}", "task.n_test=10",
+                "teacher.backend=exact"]
+        what = "synthetic mix (last letters, 2- and 4-step sums): exact-teacher rationales"
+    cfg = load_config(None, [f"out={out / 'data'}", "methods=[ft_cot]", *over])
+    run = Run(cfg)
+    train, _, curated = run.prepare()
+    by_q: dict[str, list[str]] = {}
+    for r in curated:
+        by_q.setdefault(r["id"], []).append(r["rationale"])
+    tr, va = run.split_val(train)
+    method = cfg.method("ft_cot")
+
+    def pairs(exs):
+        return [p for e in exs for p in method.train_pairs(e, by_q.get(e.id, []), False) if by_q.get(e.id)]
+
+    return pairs(tr), pairs(va), what
+
+
+def val_loss(model, tok, pairs, batch: int = 16) -> float:
+    """Mean loss over all validation target tokens (one definition for every trainer's model)."""
+    feats, _ = encode_pairs(pairs, tok, False, 10**6)
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(feats), batch):
+            b = Collator(tok.pad_token_id)(feats[i: i + batch])
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1]
+            tgt = b["labels"][:, 1:]
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1),
+                                                     ignore_index=-100, reduction="sum")
+            total += loss.item()
+            count += int((tgt != -100).sum())
+    return total / max(1, count)
+
+
+def hparams(args, n_pairs: int) -> dict:
+    return {"batch_size": args.batch_size, "learning_rate": args.lr, "warmup_steps": args.warmup,
+            "max_steps": max(1, math.ceil(args.epochs * n_pairs / args.batch_size)) if args.steps is None else args.steps}
+
+
+def run_cotdistill(model, tok, train, val, h, out: Path) -> None:
+    cfg = TrainConfig(max_steps=h["max_steps"], batch_size=h["batch_size"], learning_rate=h["learning_rate"],
+                      warmup_steps=h["warmup_steps"], eval_every=h["max_steps"], val_fraction=0.0, resume=False)
+    train_student(model, tok, False, train, [], cfg, out)
+
+
+def _hf_common(h, out: Path) -> dict:
+    return dict(output_dir=str(out), max_steps=h["max_steps"], per_device_train_batch_size=h["batch_size"],
+                learning_rate=h["learning_rate"], warmup_steps=h["warmup_steps"], lr_scheduler_type="constant_with_warmup",
+                save_strategy="no", report_to=[], disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+                logging_steps=max(1, h["max_steps"] // 5), seed=0, data_seed=0, dataloader_num_workers=0)
+
+
+def run_trl(model, tok, train, val, h, out: Path, packing: bool) -> None:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    ds = Dataset.from_list([{"prompt": p.source, "completion": p.target} for p in train])
+    args = SFTConfig(**_hf_common(h, out), bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+                     packing=packing, max_length=1024)
+    if packing:  # packed rows of max_length hold several examples: the same epochs need fewer steps
+        args.max_steps = -1
+        args.num_train_epochs = h["epochs"]
+    SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok).train()
+
+
+def run_hf(model, tok, train, val, h, out: Path) -> None:
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    feats, _ = encode_pairs(train, tok, False, 1024)
+    feats = [{"input_ids": f["input_ids"], "labels": f["labels"]} for f in feats]
+    Trainer(model=model, args=TrainingArguments(**_hf_common(h, out)), train_dataset=feats,
+            data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)).train()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/train_speed"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--task", default="multiarith", help="released rationales of this task (with --data)")
+    ap.add_argument("--student", default="preset:small")
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--steps", type=int, default=None, help="optimizer steps instead of --epochs (not for trl_packing)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--trainers", nargs="+", default=TRAINERS, choices=TRAINERS)
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny student, 120 synthetic questions, 0.5 epoch")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.student, args.epochs, args.data = "preset:tiny", 0.5, args.out / "no-shared-data"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if any(t.startswith("trl") for t in args.trainers):
+        try:
+            import trl  # noqa: F401
+        except ImportError:
+            sys.exit("bench/train_speed.py compares against TRL: pip install -e '.[bench]'")
+    train, val, what = curated_pairs(args.out, args.data, args.task, 120 if args.quick else 2000)
+    h = {**hparams(args, len(train)), "epochs": args.epochs}
+    _, tok, _ = load_student(args.student, seed=0)
+    feats, skipped = encode_pairs(train, tok, False, 1024)
+    per_epoch = sum(sum(1 for t in f["labels"] if t != -100) for f in feats)
+    target_tokens = per_epoch * h["max_steps"] * h["batch_size"] / len(feats)  # steps x batch examples
+    lengths = [len(f["input_ids"]) for f in feats]
+    print(f"data: {what}; {len(train)} training pairs ({skipped} over 1024 tokens), {len(val)} validation; "
+          f"tokens per example mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}", flush=True)
+    runners = {"cotdistill": run_cotdistill, "trl_default": lambda *a: run_trl(*a, packing=False),
+               "trl_packing": lambda *a: run_trl(*a, packing=True), "hf_trainer": run_hf}
+    tps, losses, secs = {}, {}, {}
+    for name in args.trainers:
+        model, tok, _ = load_student(args.student, seed=0)  # same initial weights for every trainer
+        folder = args.out / name
+        shutil.rmtree(folder, ignore_errors=True)
+        t0 = time.perf_counter()
+        runners[name](model, tok, train, val, h, folder)
+        secs[name] = time.perf_counter() - t0
+        tokens = per_epoch * args.epochs if name == "trl_packing" else target_tokens
+        tps[name] = tokens / secs[name]
+        losses[name] = val_loss(model, tok, val)
+        print(f"{name}: {secs[name]:.1f} s, {tps[name]:.0f} target tokens/s, validation loss {losses[name]:.4f}", flush=True)
+    ref = tps.get("trl_default")
+    ratio = {k: round(v / ref, 2) for k, v in tps.items()} if ref else {}
+    bars = {}
+    if ref and "cotdistill" in tps:
+        bars["cotdistill >= 1.5x trl_default"] = ratio["cotdistill"] >= 1.5
+        bars["val loss <= trl_default"] = losses["cotdistill"] <= losses["trl_default"] + 1e-3
+    if "trl_packing" in tps and "cotdistill" in tps:
+        bars["cotdistill >= 1.0x trl_packing"] = tps["cotdistill"] >= tps["trl_packing"]
+        bars["val loss <= trl_packing"] = losses["cotdistill"] <= losses["trl_packing"] + 1e-3
+    summary = {"target_tokens_per_s": {k: round(v, 1) for k, v in tps.items()}, "ratio_to_trl_default": ratio,
+               "val_loss": {k: round(v, 4) for k, v in losses.items()}, "seconds": {k: round(v, 1) for k, v in secs.items()},
+               "bars": bars, "setup": {"data": what, "student": args.student, "train_pairs": len(train),
+                                       "target_tokens_per_epoch": per_epoch, "threads": torch.get_num_threads(),
+                                       **h, "quick": args.quick}}
+    write_json(args.out / "summary.json", summary)
+    print(f"\n{'trainer':<13} {'target tok/s':>12} {'x trl_default':>13} {'val loss':>9} {'seconds':>8}")
+    for k in tps:
+        print(f"{k:<13} {tps[k]:>12.0f} {ratio.get(k, float('nan')):>13.2f} {losses[k]:>9.4f} {secs[k]:>8.1f}")
+    for k, ok in bars.items():
+        print(f"bar {k}: {'MET' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
