@@ -46,6 +46,9 @@ PAPER_FLAN_T5_SMALL = {"coin_flip": 100.0, "last_letter_concatenation": 35.3, "d
 SCRATCH_TASKS = ["coin_flip", "last_letter_concatenation"]
 
 
+RELEASE_RENDERED = {"date_understanding"}  # tasks whose release renders questions unlike the benchmark files
+
+
 def teacher_file(data: Path, task: str) -> Path:
     return data / "finetune-cot/teacher/text-davinci-002__zs_cot" / f"D_{task}.json"
 
@@ -89,8 +92,11 @@ def kept_counts(data: Path, task: str, recs: list[dict]) -> dict:
 
 
 def train_students(data: Path, out: Path, task: str, student: str, train: list[str], layers: int | None) -> dict:
+    # Date Understanding's release shuffled the options: its questions come from the teacher file.
+    source = ["task.source=release", f"task.path={teacher_file(data, task)}"] if task in RELEASE_RENDERED \
+        else ["task.source=benchmark"]
     cfg = load_config(None, [
-        f"out={out / 'students' / task}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
+        f"out={out / 'students' / task}", *source, f"task.name={task}", f"task.data_dir={data}",
         "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
         f"student.model={student}", *([f"student.layers={layers}"] if layers else []), *train,
         "methods=[direct, ft_cot]",

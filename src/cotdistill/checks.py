@@ -113,11 +113,13 @@ def _task_problems(cfg: RunConfig) -> list[str]:
         except CotDistillError as e:
             return [f"`task.params`: {e}"]
         return []
-    if t.source == "benchmark":
+    if t.source in ("benchmark", "release"):
         from .tasks.benchmarks import BENCHMARKS, SHARED_LOADERS, shared_folder
 
         known = [*BENCHMARKS, *SHARED_LOADERS]
         found = [] if t.name in known else [f"`task.name`: {unknown_name('benchmark', t.name, known)}"]
+        if t.source == "release":
+            found += _exists(t.path, "task.path")
         folder = shared_folder(t.name)
         if not Path(t.data_dir).is_dir():  # type: ignore[arg-type]  # required by TaskConfig
             found.append(f"`task.data_dir`: {t.data_dir} is not a folder")

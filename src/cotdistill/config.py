@@ -22,10 +22,11 @@ class _Strict(BaseModel):
 
 
 class TaskConfig(_Strict):
-    source: Literal["synthetic", "benchmark", "file", "hf", "bigbench"] = Field(
+    source: Literal["synthetic", "benchmark", "release", "file", "hf", "bigbench"] = Field(
         "synthetic", description="synthetic: built-in generator; benchmark: a Fine-tune-CoT benchmark "
-        "from `data_dir`; file: JSONL/JSON/CSV at `path`; hf: a Hugging Face dataset id or path; bigbench: a "
-        "BIG-bench task folder (or task.json) at `path`")
+        "from `data_dir`; release: that benchmark's questions as a released Fine-tune-CoT teacher file at `path` "
+        "rendered them (for replaying it), official split; file: JSONL/JSON/CSV at `path`; hf: a Hugging Face "
+        "dataset id or path; bigbench: a BIG-bench task folder (or task.json) at `path`")
     name: str = Field("arithmetic", description="synthetic task or benchmark name")
     params: dict[str, Any] = Field(default_factory=dict, description="synthetic task difficulty knobs")
     data_dir: str | None = Field(None, description="benchmark: folder holding reasoning/ and finetune-cot/")
@@ -55,9 +56,10 @@ class TaskConfig(_Strict):
     def _needs(self):
         if self.source == "synthetic" and self.n_train == 0:
             raise ValueError("task.n_train must be at least 1 for a synthetic task")
-        need = {"benchmark": "data_dir", "file": "path", "bigbench": "path"}.get(self.source)
-        if need and not getattr(self, need):
-            raise ValueError(f"task.source {self.source!r} needs `task.{need}`")
+        needs = {"benchmark": ["data_dir"], "release": ["data_dir", "path"], "file": ["path"], "bigbench": ["path"]}
+        for need in needs.get(self.source, []):
+            if not getattr(self, need):
+                raise ValueError(f"task.source {self.source!r} needs `task.{need}`")
         if self.source in ("file", "hf") and self.kind is None:
             raise ValueError(f"task.source {self.source!r} needs `task.kind` (one of {[k.value for k in AnswerKind]})")
         return self

@@ -101,3 +101,34 @@ def test_hf_dataset_loader_on_a_local_folder(tmp_path):
         load_hf_dataset(str(tmp_path), "number", "train")
     with pytest.raises(DataError, match="cannot load Hugging Face dataset"):
         load_hf_dataset(str(tmp_path / "nope"), "number")
+
+
+def test_release_rendering_of_date_understanding(shared_data):
+    from cotdistill.tasks.release import load_release
+    from cotdistill.teachers.replay import ReplayTeacher
+    from cotdistill.teachers.base import GenParams, Request
+
+    path = shared_data / "finetune-cot/teacher/text-davinci-002__zs_cot/D_date_understanding.json"
+    train = load_release("date_understanding", path, shared_data, "train")
+    test = load_release("date_understanding", path, shared_data, "test")
+    bench = {e.id: e for e in load_benchmark("date_understanding", shared_data, "all")}
+    assert len(train) + len(test) == 369 and not {e.id for e in train} & {e.id for e in test}
+    ex = next(e for e in train if "Answer choices: (A) 05/01/2021, (B) 05/02/2021" in e.question)
+    assert ex.choices[:2] == ["05/01/2021", "05/02/2021"] and ex.kind.value == "choice"
+    # the same question and gold option as the benchmark file, in the release's order
+    same = bench[ex.id]
+    assert sorted(same.choices) == sorted(ex.choices)
+    assert same.choices[ord(same.answer) - 65] == ex.choices[ord(ex.answer) - 65]
+    # and the replayed teacher answers its prompts
+    got = ReplayTeacher(path).complete([Request(f"Q: {ex.question}\nA: Let's think step by step.", GenParams(), 0)])
+    assert got[0].text.strip()
+
+
+def test_release_choices_must_be_lettered_in_order():
+    from cotdistill.tasks.release import release_choices
+
+    assert release_choices("Which? Answer choices: (A) 1 day, (B) 2, days, (C) x.", "f") == ["1 day", "2, days", "x"]
+    with pytest.raises(DataError, match="f: a choice question without options"):
+        release_choices("Which? Answer choices: (B) 1, (A) 2.", "f")
+    with pytest.raises(DataError, match="without options"):
+        release_choices("Which one?", "f")

@@ -33,6 +33,11 @@ def load_task(cfg) -> tuple[list[Example], list[Example]]:
     elif cfg.source == "benchmark":
         train = _cap(load_benchmark(cfg.name, cfg.data_dir, "train"), cfg.n_train, cfg)
         test = _cap(load_benchmark(cfg.name, cfg.data_dir, "test"), cfg.n_test_max, cfg)
+    elif cfg.source == "release":
+        from .release import load_release
+
+        train = _cap(load_release(cfg.name, cfg.path, cfg.data_dir, "train"), cfg.n_train, cfg)
+        test = _cap(load_release(cfg.name, cfg.path, cfg.data_dir, "test"), cfg.n_test_max, cfg)
     elif cfg.source in ("file", "bigbench"):
         if cfg.source == "bigbench":  # no official split: test questions are held out as for a file
             from .bigbench import load_bigbench
