@@ -197,8 +197,12 @@ def _print_summary(summary: dict) -> None:
 @app.command("run")
 def run_cmd(config: Path = ConfigArg, explain: bool = ExplainOpt, set_: Optional[List[str]] = SetOpt):
     """Run every stage: data, teacher, curation, training, evaluation, report."""
+    from . import dist
+
     run = _run(config, _explain(set_, explain), STAGES)
     summary = run.run_all()
+    if not dist.is_main():  # under `accelerate launch` the main process reports
+        return
     _print_summary(summary)
     out_console.print(f"report: {run.out / 'report.md'}")
 

@@ -153,6 +153,10 @@ class TrainConfig(_Strict):
                                  "(exact: same loss as the padded batch); default on where the model supports it")
     group_by_length: bool | None = Field(None, description="batch examples of similar length to cut padding; "
                                          "default on for students that are not packed (encoder-decoder)")
+    bf16: bool | None = Field(None, description="bf16 autocast; default on with a GPU that supports it, off on the "
+                              "CPU (measured: no gain on this project's CPUs, see docs/training.md)")
+    compile: bool = Field(False, description="torch.compile the student (off by default: on the CPU compiling "
+                          "costs more than it saves on runs this size)")
     resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
 
     @model_validator(mode="before")

@@ -134,7 +134,7 @@ class Run:
                                                  else {"tokenizer", "vocab_size"})
         fingerprint = {"student": student_fp, "curate": self.cfg.curate.model_dump(mode="json"),
                        "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
-                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing"}
+                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing", "bf16", "compile"}
                                                           | ({"group_by_length"} if self.cfg.train.group_by_length is None else set())),
                        "method_options": method.training_options()}
         if not self.cfg.train.resume:
@@ -173,6 +173,10 @@ class Run:
             tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(train_pairs))})
             with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
                 res = train_student(model, tok, seq2seq, train_pairs, val_pairs, tcfg, mdir, progress=adv)
+        from . import dist
+
+        if not dist.is_main():  # another training process: the main one saves
+            return {"steps": res.steps, "train_pairs": res.train_pairs, "best_step": res.best_step}
         tmp = mdir / "model.partial"  # saved whole, then moved into place: never a half-written model
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
@@ -290,11 +294,39 @@ class Run:
         return summary
 
     def run_all(self) -> dict:
-        train, test, curated = self.prepare()
+        from . import dist
+
+        if dist.world_size() == 1:
+            train, test, curated = self.prepare()
+            rows, preds = {}, {}
+            for m in self.cfg.methods:
+                rows[m], preds[m] = self.run_method(m, train, test, curated)
+            return self.finish(rows, preds, len(train), len(test))
+        return self._run_all_processes()
+
+    def _run_all_processes(self) -> dict:
+        """Under `accelerate launch`: the main process prepares, saves, evaluates and reports;
+        every process trains (dist.py)."""
+        from . import dist
+
+        with dist.main_first():
+            if dist.is_main():
+                train, test, curated = self.prepare()
+            else:  # read what the main process wrote: one teacher pass, one copy of every file
+                train, test = self.data()
+                uses = any(_uses_rationales(m) for m in self.cfg.methods)
+                curated = self.load_stage("curated.jsonl") if uses else []
         rows, preds = {}, {}
         for m in self.cfg.methods:
-            rows[m], preds[m] = self.run_method(m, train, test, curated)
-        return self.finish(rows, preds, len(train), len(test))
+            info = self.train(m, train, curated)
+            if dist.is_main():
+                preds[m], metrics = self.evaluate(m, test)
+                rows[m] = {**metrics, "train_pairs": info["train_pairs"], "steps": info["steps"],
+                           "best_step": info["best_step"]}
+            dist.barrier()
+        summary = self.finish(rows, preds, len(train), len(test)) if dist.is_main() else {}
+        dist.barrier()
+        return summary
 
 
 def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:

@@ -1,5 +1,6 @@
 """Padding-free packing is exact: the packed row gives the padded batch's loss and gradients."""
 import json
+import math
 
 import pytest
 import torch
@@ -113,3 +114,10 @@ def test_packing_is_refused_where_it_is_not_exact(tmp_path):
     assert not can_pack(t5, seq2seq) and can_pack(build_preset("tiny")[0], False)
     with pytest.raises(ConfigError, match="train.packing is on but T5ForConditionalGeneration"):
         train_student(t5, tok, seq2seq, PAIRS, [], TrainConfig(max_steps=1, packing=True), tmp_path / "t5")
+
+
+def test_bf16_autocast_trains_on_the_cpu(tmp_path):
+    _, bf16, _ = _train(tmp_path, "bf16", bf16=True)
+    _, fp32, _ = _train(tmp_path, "fp32")
+    assert all(math.isfinite(x) for x in bf16) and bf16[-1] < bf16[0]
+    assert bf16 != fp32 and abs(bf16[-1] - fp32[-1]) < 0.05 * fp32[-1]  # autocast ran, and trains alike

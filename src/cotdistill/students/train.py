@@ -194,6 +194,7 @@ def train_student(
         greater_is_better=False, logging_steps=max(1, every // 5), report_to=[], disable_tqdm=True,
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         prediction_loss_only=True,  # validation needs the loss only: no gathering of (batch x tokens x vocab) logits
+        bf16=_bf16(cfg), torch_compile=cfg.compile,
     )
     packed = _use_packing(cfg, model, seq2seq, own_batches=collator is not None)
     if collator is None:
@@ -221,6 +222,12 @@ def train_student(
             raise DataError(f"training diverged: loss {h['loss']} at step {h['step']}; lower train.learning_rate")
     return TrainResult(trainer.state.global_step, len(train_feats), len(val_feats), skipped, best, best_step,
                        longest, history, per_example)
+
+
+def _bf16(cfg) -> bool:
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def _use_packing(cfg, model, seq2seq: bool, own_batches: bool) -> bool:
