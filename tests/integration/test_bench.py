@@ -163,3 +163,30 @@ def test_as_es_bench_quick(tmp_path, shared_data):
     assert set(s["kind_loss"]["svamp_palm"]["as_es"]) == {"ES", "AS", "answer"}
     assert "met" in s["bars"]["svamp_palm"]
     assert r.stdout.rstrip().splitlines()[-1].split()[:3] == ["scratch", "svamp_palm", "direct"]  # table last
+
+
+def test_train_speed_quick(tmp_path):
+    """All four trainers on the same pairs from the same initial weights; the summary has the
+    promised shape, the trainers that see the same batches end at the same validation loss."""
+    r = subprocess.run([sys.executable, str(ROOT / "bench/train_speed.py"), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    names = {"cotdistill", "trl_default", "trl_packing", "hf_trainer"}
+    assert set(s["target_tokens_per_s"]) == set(s["val_loss"]) == names and s["ratio_to_trl_default"]["trl_default"] == 1.0
+    assert all(v > 0 for v in s["target_tokens_per_s"].values())
+    # packing is exact and the batches are the same: cotdistill, TRL and the Trainer agree
+    assert abs(s["val_loss"]["cotdistill"] - s["val_loss"]["hf_trainer"]) < 1e-3
+    assert abs(s["val_loss"]["cotdistill"] - s["val_loss"]["trl_default"]) < 1e-3
+    assert r.stdout.strip().splitlines()[-1].startswith("bar ")
+
+
+def test_generate_speed_quick(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/generate_speed.py"), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert set(s["tokens_per_s"]) == {"one_at_a_time", "batch_8", "batch_8_stop"}
+    assert s["ratio_to_one_at_a_time"]["batch_8"] > 1.5  # batching helps at all
+    assert s["same_text_batched_and_alone"] == "8/8"  # and changes no answer
+    assert r.stdout.strip().splitlines()[-1].startswith("bar ")
