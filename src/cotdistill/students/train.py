@@ -196,7 +196,9 @@ def train_student(
         prediction_loss_only=True,  # validation needs the loss only: no gathering of (batch x tokens x vocab) logits
         bf16=_bf16(cfg), torch_compile=cfg.compile,
     )
-    packed = _use_packing(cfg, model, seq2seq, own_batches=collator is not None)
+    own_batches = collator is not None
+    packed = _use_packing(cfg, model, seq2seq, own_batches=own_batches)
+    grouped = _use_grouping(cfg, packed, own_batches)
     if collator is None:
         collator = PackedCollator() if packed else Collator(tok.pad_token_id)
     trainer = _trainer_cls(seq2seq)(
@@ -204,7 +206,7 @@ def train_student(
         data_collator=collator, callbacks=[Hooks()],
     )
     trainer.new_parts_lr_scale = cfg.new_parts_lr_scale
-    if cfg.group_by_length if cfg.group_by_length is not None else not packed:
+    if grouped:
         trainer.group_lengths = [len(f["input_ids"]) + (len(f["labels"]) if seq2seq else 0) for f in train_feats]
     from transformers.trainer_callback import PrinterCallback
 
@@ -239,6 +241,17 @@ def _use_packing(cfg, model, seq2seq: bool, own_batches: bool) -> bool:
                f"{type(model).__name__} is not a decoder-only model on transformers' attention functions")
         raise ConfigError(f"train.packing is on but {why}; set train.packing: false (or leave it unset)")
     return ok
+
+
+def _use_grouping(cfg, packed: bool, own_batches: bool) -> bool:
+    """Length grouping measures text pairs; a method that batches its own features (masked-LM
+    methods: several views per example) has no single sequence length to group by."""
+    if cfg.group_by_length is None:
+        return not (packed or own_batches)
+    if cfg.group_by_length and own_batches:
+        raise ConfigError("train.group_by_length is on but the method batches its own inputs; "
+                          "set train.group_by_length: false (or leave it unset)")
+    return cfg.group_by_length
 
 
 def _step_of(checkpoint: str | Path | None) -> int | None:
