@@ -14,7 +14,10 @@ The 2-core CPU needs subsamples and short inputs: by default 1,000 random traini
 (SemEval also its official score: macro-F1 over the 9 relations, direction-aware, Other
 excluded), and of the intermediate step for CoTT; mean over seeds and a 95% t-interval.
 
-    python bench/cott.py --out runs/cott [--data ../shared/data] [--seeds 3] [--layers 6] [--quick]
+    python bench/cott.py --out runs/cott [--data ../shared/data] [--seeds 3] [--layers 6] [--jobs 2 --threads 1] [--quick]
+
+Each (data set, seed, variant) job trains in its own run folder and leaves its rows there, so a
+rerun with the same options reuses finished jobs and trains only the rest.
 
 Prints the table last; writes OUT/summary.json = {"datasets": {"20ng": {VARIANT: {"macro_f1",
 "accuracy", "seeds": [per-seed macro-F1], ...}}, "semeval": {...}}, "bars": ..., "setup": ...}.
@@ -26,13 +29,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 DATASETS = {"20ng": ("20newsgroups", 128), "semeval": ("semeval2010_task8", 64)}
 TRAINED = {"cott": ("cott", {}), "prompt_tuning": ("prompt_tuning", {}), "finetune": ("finetune_cls", {}),
            "cott_no_contrastive": ("cott", {"contrastive_weight": 0.0})}
+VIEWS = {"cott": 3, "cott_no_contrastive": 2, "prompt_tuning": 1, "finetune": 1}  # encoder passes per example
 VARIANTS = ["cott", "prompt_tuning", "finetune", "cott_no_contrastive", "cott_no_rectify"]
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -55,11 +61,32 @@ def make_cfg(args, dataset: str, seed: int, variant: str):
     ])
 
 
+ROW_FILE = "bench_rows.json"  # a finished job's rows: a rerun of the bench reuses them
+
+
 def run_variant(args, dataset: str, seed: int, variant: str) -> dict:
+    """Train and evaluate one (data set, seed, variant) job in its own run folder; a worker process."""
+    from cotdistill.config import dump_config
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = make_cfg(args, dataset, seed, variant)
+    done, stamp = Path(cfg.out) / ROW_FILE, dump_config(cfg)
+    if done.exists():
+        kept = json.loads(done.read_text())
+        if kept.get("config") == stamp:
+            return kept["rows"]
+    rows = _train_eval(cfg, variant)
+    done.write_text(json.dumps({"config": stamp, "rows": rows}))
+    return rows
+
+
+def _train_eval(cfg, variant: str) -> dict:
     from cotdistill.pipeline import Run
 
     t0 = time.time()
-    cfg = make_cfg(args, dataset, seed, variant)
     run = Run(cfg)
     s = run.run_all()
     row = dict(s["methods"][cfg.methods[0]])
@@ -133,7 +160,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps instead of --epochs")
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--max-length", type=int, default=None, help="input word pieces (default 128 / 64 by data set)")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per job")
+    ap.add_argument("--jobs", type=int, default=1, help="jobs (data set, seed, variant) trained at once, one process each")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
     args = ap.parse_args(argv)
@@ -148,11 +176,16 @@ def main(argv=None) -> int:
         return 2
     t0 = time.time()
     rows: dict = {d: {v: [] for v in VARIANTS} for d in args.datasets}
-    for d in args.datasets:
-        for seed in range(args.seeds):
-            for variant in TRAINED:
-                for v, row in run_variant(args, d, seed, variant).items():
-                    rows[d][v].append(row)
+    jobs = [(d, seed, variant) for d in args.datasets for seed in range(args.seeds) for variant in TRAINED]
+    # Longest first (CoTT runs three encoder passes per example), so the pool's last jobs are short.
+    jobs.sort(key=lambda j: (-DATASETS[j[0]][1], -VIEWS[j[2]]))
+    # spawn: a CUDA context does not survive fork; each worker starts clean either way.
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=mp.get_context("spawn")) as workers:
+        futs = {j: workers.submit(run_variant, args, *j) for j in jobs}
+        done = {j: f.result() for j, f in futs.items()}
+    for d, seed, variant in sorted(done, key=lambda j: j[1]):  # seeds in order in every list
+        for v, row in done[d, seed, variant].items():
+            rows[d][v].append(row)
     datasets = {d: {v: pool(d, rs) for v, rs in vs.items()} for d, vs in rows.items()}
     summary = {"datasets": datasets, "bars": check_bars(datasets),
                "setup": {"student": args.student, "layers": args.layers or 6, "seeds": args.seeds,

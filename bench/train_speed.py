@@ -15,7 +15,8 @@ pairs' target tokens, computed the same way for every model) after the same targ
     (d) hf_trainer   transformers.Trainer with DataCollatorForSeq2Seq (dynamic padding)
 
 Prints the table last; writes OUT/summary.json = {"target_tokens_per_s": {...}, "ratio_to_trl_default":
-{...}, "val_loss": {...}, "seconds": {...}, "bars": {...}, "setup": {...}}. TRL is a bench-only extra:
+{...}, "val_loss": {...}, "seconds": {...}, "bars": {...}, "setup": {...}}; setup.tokens_per_example
+compares the byte-level tokenizer with a BPE trained on the same training text (from-scratch presets). TRL is a bench-only extra:
 `pip install -e ".[bench]"`.
 
     python bench/train_speed.py --out runs/train_speed [--data ../shared/data] [--student preset:small] [--quick]
@@ -93,6 +94,19 @@ def hparams(args, n_pairs: int) -> dict:
             "max_steps": max(1, math.ceil(args.epochs * n_pairs / args.batch_size)) if args.steps is None else args.steps}
 
 
+def tokens_per_example(train, byte_tok, vocab_size: int) -> dict:
+    """Mean training sequence length (source + target) under the byte-level tokenizer and under a BPE
+    trained on the same training text (`student.tokenizer: bpe`), as a run would train it."""
+    from cotdistill.students.presets import bpe_tokenizer
+
+    bpe = bpe_tokenizer([t for p in train for t in (p.source, p.target)], vocab_size)
+    out = {}
+    for name, tk in (("byte", byte_tok), (f"bpe_{vocab_size}", bpe)):
+        feats, _ = encode_pairs(train, tk, False, 10**6)
+        out[name] = round(sum(len(f["input_ids"]) for f in feats) / len(feats), 1)
+    return out
+
+
 def run_cotdistill(model, tok, train, val, h, out: Path) -> None:
     cfg = TrainConfig(max_steps=h["max_steps"], batch_size=h["batch_size"], learning_rate=h["learning_rate"],
                       warmup_steps=h["warmup_steps"], eval_every=h["max_steps"], val_fraction=0.0, resume=False)
@@ -140,6 +154,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--vocab-size", type=int, default=2000, help="BPE vocabulary for the tokens-per-example figure")
     ap.add_argument("--trainers", nargs="+", default=TRAINERS, choices=TRAINERS)
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny student, 120 synthetic questions, 0.5 epoch")
     args = ap.parse_args(argv)
@@ -161,6 +176,9 @@ def main(argv=None) -> int:
     lengths = [len(f["input_ids"]) for f in feats]
     print(f"data: {what}; {len(train)} training pairs ({skipped} over 1024 tokens), {len(val)} validation; "
           f"tokens per example mean {sum(lengths) / len(lengths):.0f}, max {max(lengths)}", flush=True)
+    per_tok = tokens_per_example(train, tok, args.vocab_size) if args.student.startswith("preset:") else {}
+    if per_tok:
+        print("tokens per training example: " + ", ".join(f"{k} {v}" for k, v in per_tok.items()), flush=True)
     runners = {"cotdistill": run_cotdistill, "trl_default": lambda *a: run_trl(*a, packing=False),
                "trl_packing": lambda *a: run_trl(*a, packing=True), "hf_trainer": run_hf}
     tps, losses, secs = {}, {}, {}
@@ -187,7 +205,7 @@ def main(argv=None) -> int:
     summary = {"target_tokens_per_s": {k: round(v, 1) for k, v in tps.items()}, "ratio_to_trl_default": ratio,
                "val_loss": {k: round(v, 4) for k, v in losses.items()}, "seconds": {k: round(v, 1) for k, v in secs.items()},
                "bars": bars, "setup": {"data": what, "student": args.student, "train_pairs": len(train),
-                                       "target_tokens_per_epoch": per_epoch, "threads": torch.get_num_threads(),
+                                       "target_tokens_per_epoch": per_epoch, "tokens_per_example": per_tok, "threads": torch.get_num_threads(),
                                        **h, "quick": args.quick}}
     write_json(args.out / "summary.json", summary)
     print(f"\n{'trainer':<13} {'target tok/s':>12} {'x trl_default':>13} {'val loss':>9} {'seconds':>8}")

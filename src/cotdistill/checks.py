@@ -99,10 +99,21 @@ def _exists(path: str | None, field: str, what: str = "file") -> list[str]:
     return []
 
 
+def _per_entry(cfg: RunConfig, check_one) -> list[str]:
+    """A mixture's problems, entry by entry, each naming its entry (with the entry's own teacher)."""
+    found = []
+    for i, e in enumerate(cfg.task.mixture):
+        sub = cfg.model_copy(update={"task": e.task, "teacher": e.teacher or cfg.teacher})
+        found += [f"task.mixture[{i}] ({e.label}): {p}" for p in check_one(sub)]
+    return found
+
+
 def _task_problems(cfg: RunConfig) -> list[str]:
     from .registry import unknown_name
 
     t = cfg.task
+    if t.source == "mixture":
+        return _per_entry(cfg, _task_problems)
     if t.source == "synthetic":
         from .tasks.synthetic import SYNTHETIC, make_synthetic
 
@@ -141,6 +152,8 @@ def _task_problems(cfg: RunConfig) -> list[str]:
 
 
 def _teacher_problems(cfg: RunConfig) -> list[str]:
+    if cfg.task.source == "mixture":
+        return _per_entry(cfg, _teacher_problems)
     t, found = cfg.teacher, []
     if t.backend == "exact" and cfg.task.source != "synthetic":
         found.append(f"`teacher.backend`: 'exact' solves only the built-in synthetic tasks, and task.source is "

@@ -134,9 +134,15 @@ def _print_teacher_summary(path: Path) -> None:
     if not path.exists():
         return
     s = json.loads(path.read_text())
+    # A task mixture writes one summary per task that has a model teacher.
+    for label, one in ([(None, s)] if "requests_needed" in s else s.items()):
+        _print_one_teacher_summary(one, f"teacher ({label})" if label else "teacher")
+
+
+def _print_one_teacher_summary(s: dict, who: str) -> None:
     retries = ", ".join(f"{k}: {v}" for k, v in s.get("retries", {}).items()) or "none"
     out_console.print(
-        f"teacher: {s['requests_needed']} requests needed, {s['requests_answered_from_cache']} answered from the "
+        f"{who}: {s['requests_needed']} requests needed, {s['requests_answered_from_cache']} answered from the "
         f"cache, {s['http_requests_sent']} sent (retries: {retries}); {s['prompt_tokens']:,} prompt + "
         f"{s['completion_tokens']:,} completion tokens, est. ${s['estimated_cost_usd']:.4f}; "
         f"{s['truncated']} cut off by max_tokens")

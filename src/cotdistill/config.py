@@ -22,11 +22,12 @@ class _Strict(BaseModel):
 
 
 class TaskConfig(_Strict):
-    source: Literal["synthetic", "benchmark", "release", "file", "hf", "bigbench"] = Field(
+    source: Literal["synthetic", "benchmark", "release", "file", "hf", "bigbench", "mixture"] = Field(
         "synthetic", description="synthetic: built-in generator; benchmark: a Fine-tune-CoT benchmark "
         "from `data_dir`; release: that benchmark's questions as a released Fine-tune-CoT teacher file at `path` "
         "rendered them (for replaying it), official split; file: JSONL/JSON/CSV at `path`; hf: a Hugging Face "
-        "dataset id or path; bigbench: a BIG-bench task folder (or task.json) at `path`")
+        "dataset id or path; bigbench: a BIG-bench task folder (or task.json) at `path`; mixture: the tasks of "
+        "`mixture`, one student for all")
     name: str = Field("arithmetic", description="synthetic task or benchmark name")
     params: dict[str, Any] = Field(default_factory=dict, description="synthetic task difficulty knobs")
     data_dir: str | None = Field(None, description="benchmark: folder holding reasoning/ and finetune-cot/")
@@ -43,10 +44,14 @@ class TaskConfig(_Strict):
     sample: Literal["first", "random"] = Field("first", description="which questions n_train / n_test_max keep: the "
                                                "first ones in file order, or a random sample drawn with `seed`")
     seed: int = 0
+    mixture: list["MixtureEntry"] = Field(default_factory=list, description="source mixture: the tasks, each "
+                                          "with its own task config, cap, weight and (optionally) teacher")
 
     @property
     def display_name(self) -> str:
         """What reports and messages call the data: a file's stem, else the task's name."""
+        if self.source == "mixture":
+            return "mixture:" + "+".join(e.label for e in self.mixture)
         if self.source == "bigbench" and self.path:
             p = Path(self.path)
             return f"bigbench:{p.parent.name if p.name == 'task.json' else p.name}"
@@ -62,6 +67,15 @@ class TaskConfig(_Strict):
                 raise ValueError(f"task.source {self.source!r} needs `task.{need}`")
         if self.source in ("file", "hf") and self.kind is None:
             raise ValueError(f"task.source {self.source!r} needs `task.kind` (one of {[k.value for k in AnswerKind]})")
+        if self.source == "mixture":
+            if not self.mixture:
+                raise ValueError("task.source 'mixture' needs `task.mixture`: a list of {task: {...}, cap, weight}")
+            labels = [e.label for e in self.mixture]
+            twice = sorted({n for n in labels if labels.count(n) > 1})
+            if twice:
+                raise ValueError(f"task.mixture: the name(s) {twice} occur twice; give entries distinct `name`s")
+        elif self.mixture:
+            raise ValueError(f"`task.mixture` is set but task.source is {self.source!r}; use task.source: mixture")
         return self
 
 
@@ -102,6 +116,30 @@ class TeacherConfig(_Strict):
             raise ValueError("teacher.backend 'replay' needs `teacher.path`")
         if self.prompt in ("few_shot_cot", "answer_given") and not self.exemplars:
             raise ValueError(f"teacher.prompt {self.prompt!r} needs `teacher.exemplars`")
+        return self
+
+
+class MixtureEntry(_Strict):
+    """One task of a mixture. Examples are tagged with `name`; ids become `name/ID`."""
+
+    task: TaskConfig
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$", description="tag and id prefix (default: the "
+                             "task's name)")
+    cap: int = Field(0, ge=0, description="at most this many training examples of this task (0 = all), a random "
+                     "sample drawn with the mixture's task.seed")
+    weight: float = Field(1.0, gt=0, description="training share: each training example is used `weight` times "
+                          "(1.5: all once, half of them twice); the test split is never weighted")
+    teacher: "TeacherConfig | None" = Field(None, description="this task's rationale source (default: the run's "
+                                            "teacher), e.g. {backend: dataset} for human rationales")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.task.display_name
+
+    @model_validator(mode="after")
+    def _not_nested(self):
+        if self.task.source == "mixture":
+            raise ValueError("a mixture entry cannot itself be a mixture; list its tasks in this mixture")
         return self
 
 
@@ -174,6 +212,10 @@ class TrainConfig(_Strict):
         if self.epochs is None:
             return self.max_steps
         return max(1, math.ceil(self.epochs * n_pairs / self.batch_size))
+
+
+TaskConfig.model_rebuild()
+MixtureEntry.model_rebuild()
 
 
 class EvalConfig(_Strict):

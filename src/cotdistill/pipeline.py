@@ -78,21 +78,38 @@ class Run:
         from .teachers.generate import generate_rationales, n_requests
 
         path = self.out / "rationales.jsonl"
-        t = self.cfg.teacher
-        teacher = build_teacher(t, self.cfg.task, self.out)
-        prompting = build_prompting(t, self.cfg.task.name)
-        total = n_requests(len(train), t.n_samples, prompting.two_stage)
-        try:
-            with self.rep.task(f"teacher ({t.backend}) rationales", total) as adv:
-                records = generate_rationales(
-                    train, teacher, prompting, n_samples=t.n_samples, temperature=t.temperature,
-                    max_tokens=t.max_tokens, answer_max_tokens=t.answer_max_tokens, seed=t.seed, progress=adv)
-        finally:
-            teacher.close()
-        if hasattr(teacher, "summary"):
-            write_json(self.out / "teacher_summary.json", teacher.summary())
+        records, summaries = [], {}
+        for label, t, task, exs in self._teacher_groups(train):
+            teacher = build_teacher(t, task, self.out)
+            prompting = build_prompting(t, task.name)
+            total = n_requests(len(exs), t.n_samples, prompting.two_stage)
+            try:
+                with self.rep.task(f"teacher ({t.backend}) rationales{f' for {label}' if label else ''}", total) as adv:
+                    records += generate_rationales(
+                        exs, teacher, prompting, n_samples=t.n_samples, temperature=t.temperature,
+                        max_tokens=t.max_tokens, answer_max_tokens=t.answer_max_tokens, seed=t.seed, progress=adv)
+            finally:
+                teacher.close()
+            if hasattr(teacher, "summary"):
+                summaries[label] = teacher.summary()
+        if summaries:
+            write_json(self.out / "teacher_summary.json", summaries[None] if list(summaries) == [None] else summaries)
         write_jsonl(path, records)
         return records
+
+    def _teacher_groups(self, train: list[Example]):
+        """(label, teacher config, task config, examples) per rationale source: the run's teacher
+        for one task; for a mixture, each entry's own teacher (default the run's) on its examples."""
+        from .tasks.mixture import task_of
+
+        task = self.cfg.task
+        if task.source != "mixture":
+            yield None, self.cfg.teacher, task, train
+            return
+        for entry in task.mixture:
+            exs = [e for e in train if task_of(e) == entry.label]
+            if exs:
+                yield entry.label, entry.teacher or self.cfg.teacher, entry.task, exs
 
     # -- stage 3: curation -----------------------------------------------------------------------
     def curate(self, records: list[dict]) -> list[dict]:
@@ -330,11 +347,17 @@ class Run:
 
 
 def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """(rest, held) with round(fraction * n) questions held, chosen reproducibly by id."""
-    ids = sorted(e.id for e in examples)
+    """(rest, held) with round(fraction * n) questions held, chosen reproducibly by id. A weighted
+    copy of a question (task mixtures) goes wherever its original goes, so no question is in both."""
+    from .tasks.mixture import COPY
+
+    def base(e: Example) -> str:
+        return e.metadata.get(COPY) or e.id
+
+    ids = sorted({base(e) for e in examples})
     random.Random(seed).shuffle(ids)
     held_ids = set(ids[:int(round(len(ids) * fraction))])
-    return [e for e in examples if e.id not in held_ids], [e for e in examples if e.id in held_ids]
+    return [e for e in examples if base(e) not in held_ids], [e for e in examples if base(e) in held_ids]
 
 
 def _check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None) -> None:

@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..methods.base import Method
 from ..tasks.answers import abstains, is_correct, normalize_gold
+from ..tasks.mixture import TAG
 from ..tasks.schema import Example
 
 
@@ -34,8 +35,9 @@ def predict(
     for ex, o in zip(examples, outs):
         g, parsed = o.generated, o.parsed
         gold = normalize_gold(ex.answer, ex.kind, ex.choices)
+        task = {"task": ex.metadata[TAG]} if TAG in ex.metadata else {}  # mixtures: per-task figures
         records.append({
-            "id": ex.id, "question": ex.question, "generation": g.text, "rationale": parsed.rationale,
+            **task, "id": ex.id, "question": ex.question, "generation": g.text, "rationale": parsed.rationale,
             "prediction": parsed.answer, "gold": gold, "correct": is_correct(parsed.answer, gold, ex.kind),
             "abstained": parsed.answer is None and abstains(g.text),
             "generated_tokens": g.completion_tokens + o.extra_tokens, "finish_reason": g.finish_reason,
@@ -57,7 +59,22 @@ def summarize(preds: list[dict]) -> dict:
         "truncated": sum(p["finish_reason"] == "length" for p in preds),
         "seconds_per_100": round(100 * sum(p["seconds"] for p in preds) / n, 3) if n else 0.0,
         **_by_mode(preds),
+        **_by_task(preds),
     }
+
+
+def _by_task(preds: list[dict]) -> dict:
+    """Task mixtures: accuracy with its 95% CI per task, and the unweighted mean over tasks."""
+    tasks = sorted({p["task"] for p in preds if p.get("task")})
+    if not tasks:
+        return {}
+    out: dict = {}
+    for t in tasks:
+        sel = [p for p in preds if p.get("task") == t]
+        k = sum(p["correct"] for p in sel)
+        lo, hi = wilson_interval(k, len(sel))
+        out[t] = {"n": len(sel), "accuracy": round(100 * k / len(sel), 2), "ci95": [round(100 * lo, 2), round(100 * hi, 2)]}
+    return {"by_task": out, "task_mean_accuracy": round(sum(v["accuracy"] for v in out.values()) / len(out), 2)}
 
 
 def _by_mode(preds: list[dict]) -> dict:

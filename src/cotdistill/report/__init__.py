@@ -59,6 +59,25 @@ def classification_table(summary: dict) -> str:
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
+def task_table(summary: dict) -> str:
+    """Task mixtures: accuracy per task (rows) and method (columns), and the mean over tasks."""
+    methods = [m for m, r in summary["methods"].items() if r.get("by_task")]
+    if not methods:
+        return ""
+    tasks = sorted({t for m in methods for t in summary["methods"][m]["by_task"]})
+    rows = ["| task | n | " + " | ".join(f"{m} (95% CI)" for m in methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for t in tasks:
+        cells = []
+        for m in methods:
+            r = summary["methods"][m]["by_task"].get(t)
+            cells.append(f"{r['accuracy']:.2f} ({r['ci95'][0]:.1f}-{r['ci95'][1]:.1f})" if r else "-")
+        n = next(summary["methods"][m]["by_task"][t]["n"] for m in methods if t in summary["methods"][m]["by_task"])
+        rows.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
+    rows.append("| **mean over tasks** | | " + " | ".join(f"{summary['methods'][m]['task_mean_accuracy']:.2f}"
+                                                   for m in methods) + " |")
+    return "\n".join(rows)
+
+
 def write_report(summary: dict, predictions: dict[str, list[dict]], out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     plot_accuracy(summary, out_dir / "accuracy.png")
@@ -69,6 +88,9 @@ def write_report(summary: dict, predictions: dict[str, list[dict]], out_dir: Pat
         f"{summary.get('n_train')} training / {summary.get('n_test')} test questions.", "",
         comparison_table(summary), "", "![accuracy](accuracy.png)", "",
     ]
+    table = task_table(summary)
+    if table:
+        lines += ["## Per task", "", table, ""]
     table = classification_table(summary)
     if table:
         lines += ["## Classification", "", table, ""]

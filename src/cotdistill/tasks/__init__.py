@@ -26,7 +26,11 @@ def load_task(cfg) -> tuple[list[Example], list[Example]]:
     from .files import load_file, load_hf_dataset
     from .synthetic import make_synthetic
 
-    if cfg.source == "synthetic":
+    if cfg.source == "mixture":
+        from .mixture import load_mixture
+
+        train, test = load_mixture(cfg)
+    elif cfg.source == "synthetic":
         task = make_synthetic(cfg.name, cfg.params)
         test = task.generate(cfg.n_test, seed=cfg.seed + 10_000)
         train = task.generate(cfg.n_train, seed=cfg.seed, exclude={e.question for e in test})

@@ -128,10 +128,12 @@ BENCHMARKS: dict[str, Callable[[Path], list[Example]]] = {
 
 
 def _shared_loaders():
-    from . import palm, understanding
+    from . import flan, palm, understanding
 
     loaders = {n: (lambda root, split, n=n: understanding.load_understanding(n, root, split))
                for n in understanding.UNDERSTANDING}
+    loaders.update({f"flan_cot_{f}": (lambda root, split, f=f: flan.load_flan_cot(f, root, split))
+                    for f in flan.FAMILIES})
     return {**loaders, palm.NAME: palm.load_svamp_palm}
 
 
@@ -141,8 +143,10 @@ SHARED_LOADERS: dict[str, Callable[[Path, str], list[Example]]] = _shared_loader
 
 def shared_folder(name: str) -> str:
     """The folder under `data_dir` a benchmark reads (reasoning/ for the Fine-tune-CoT twelve)."""
-    from . import palm, understanding
+    from . import flan, palm, understanding
 
+    if name.startswith("flan_cot_"):
+        return flan.FOLDER
     return {**understanding.FOLDERS, palm.NAME: palm.FOLDER}.get(name, "reasoning")
 
 
