@@ -214,6 +214,32 @@ def run_cmd(config: Path = ConfigArg, explain: bool = ExplainOpt, set_: Optional
 
 
 @app.command()
+def unseen(student: Path = typer.Option(..., help="a saved student folder, e.g. runs/x/cot_tuning/model"),
+           task: List[Path] = typer.Option(..., "--task", help="a BIG-bench task folder (repeat for several)"),
+           out: Path = typer.Option(Path("runs/unseen"), help="output folder"),
+           method: str = typer.Option("cot_tuning", help="how the student answers (and option scoring)"),
+           adapt_method: str = typer.Option("cot_tuning_direct", help="the pairs k-shot adaptation trains on"),
+           shots: List[int] = typer.Option([0, 16, 64], "--shots", help="k examples per task (0: zero-shot); repeat"),
+           n_eval: int = typer.Option(100, help="evaluation questions per task (the same for every k)"),
+           seed: int = typer.Option(0, help="shuffles each task before the evaluation / adaptation split"),
+           set_: Optional[List[str]] = SetOpt):
+    """Evaluate a student on BIG-bench tasks it never saw: zero-shot and after adapting on k examples
+    of each (--set train.* / student.lora.* tune the adaptation); a BIG-Bench-Hard style report."""
+    from .unseen import REPORT, evaluate_unseen
+
+    s = evaluate_unseen(str(student), [str(t) for t in task], out, method=method, adapt_method=adapt_method,
+                        shots=list(shots), n_eval=n_eval, seed=seed, overrides=set_ or [], reporter=RichReporter())
+    t = Table(title=f"unseen tasks: {student}")
+    for c in ("task", "n", "chance", *s["settings"]):
+        t.add_column(c)
+    for name, r in sorted(s["per_task"].items()):
+        t.add_row(name, str(r["n"]), f"{r['chance']:.1f}", *(f"{r[k]:.2f}" for k in s["settings"]))
+    t.add_row("average", "", f"{s['chance']:.1f}", *(f"{s[k]:.2f}" for k in s["settings"]))
+    out_console.print(t)
+    out_console.print(f"report: {out / REPORT}")
+
+
+@app.command()
 def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
          set_: Optional[List[str]] = SetOpt):
     """Offline demo on a CPU: trains `direct` and `ft_cot` students from scratch on a synthetic

@@ -157,7 +157,20 @@ class StudentConfig(_Strict):
     tokenizer: Literal["byte", "bpe"] = Field("byte", description="preset:NAME students: byte-level (any text, "
                                              "no training) or a byte-level BPE trained on the run's training text")
     vocab_size: int = Field(2000, ge=8, description="tokenizer: bpe: vocabulary size (at least 263)")
+    lora: "LoraSettings | None" = Field(None, description="train LoRA adapters (peft) instead of every weight; "
+                                         "the student is saved merged")
     trust_remote_code: bool = False
+
+
+class LoraSettings(_Strict):
+    r: int = Field(8, ge=1, description="adapter rank")
+    alpha: float = Field(16.0, gt=0, description="scaling (lora_alpha)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="module names to adapt (default: the attention "
+                                             "projections the model has)")
+
+
+StudentConfig.model_rebuild()
 
 
 # Training settings by kind of student, applied under the keys a config leaves unset.

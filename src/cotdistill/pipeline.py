@@ -161,6 +161,13 @@ class Run:
         model, tok, seq2seq = load_student(self.cfg.student.model, self.cfg.student.trust_remote_code,
                                            seed=self.cfg.train.seed, layers=self.cfg.student.layers,
                                            tokenizer=self.student_tokenizer(train, curated))
+        if self.cfg.student.lora:
+            from .students.lora import add_lora
+
+            if method.owns_training:
+                raise ConfigError(f"`student.lora`: {method_name} trains its own module (and heads); LoRA is for "
+                                  f"the text-generating methods")
+            model = add_lora(model, self.cfg.student.lora)
         by_q: dict[str, list[str]] = {}
         for r in curated:
             by_q.setdefault(r["id"], []).append(r["rationale"])
@@ -194,6 +201,9 @@ class Run:
 
         if not dist.is_main():  # another training process: the main one saves
             return {"steps": res.steps, "train_pairs": res.train_pairs, "best_step": res.best_step}
+        from .students.lora import merged
+
+        model = merged(model)  # LoRA: saved with the adapters folded in, so it loads like any model
         tmp = mdir / "model.partial"  # saved whole, then moved into place: never a half-written model
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)

@@ -282,7 +282,12 @@ def _finished(model, last: Path, ckpt_dir: Path, max_steps: int):
     best = ckpt_dir / Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
     src = best if best is not None and best.is_dir() else last
     log.info("training already finished at step %d: loading %s", state.global_step, src)
-    if hasattr(type(model), "from_pretrained"):
+    if hasattr(model, "peft_config"):  # LoRA: the checkpoint holds the adapters only
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(src / "adapter_model.safetensors")))
+    elif hasattr(type(model), "from_pretrained"):
         model.load_state_dict(type(model).from_pretrained(str(src)).state_dict())
     else:  # a method's own module: the Trainer saved its state dict
         from safetensors.torch import load_file
