@@ -168,6 +168,7 @@ class Run:
                 raise ConfigError(f"`student.lora`: {method_name} trains its own module (and heads); LoRA is for "
                                   f"the text-generating methods")
             model = add_lora(model, self.cfg.student.lora)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         by_q: dict[str, list[str]] = {}
         for r in curated:
             by_q.setdefault(r["id"], []).append(r["rationale"])
@@ -219,6 +220,7 @@ class Run:
                 "held_out_questions": len(held), "skipped_overlong": res.skipped_overlong,
                 "best_val_loss": res.best_val_loss, "best_step": res.best_step,
                 "max_target_tokens": res.max_target_tokens, "tokens_per_example": res.tokens_per_example,
+                "trainable_parameters": trainable,
                 **extra, **provenance(self.cfg)}
         write_json(mdir / "train_info.json", info)
         write_jsonl(mdir / LOG_FILE, res.history)
