@@ -198,6 +198,16 @@ def _print_summary(summary: dict) -> None:
                   *([f"{r['macro_f1']:.2f}" if "macro_f1" in r else "-"] if f1 else []), f"{r['mean_generated_tokens']:.1f}",
                   f"{r['seconds_per_100']:.2f}", post, str(r["train_pairs"]), str(r["steps"]))
     out_console.print(t)
+    with_tasks = {m: r["by_task"] for m, r in summary["methods"].items() if r.get("by_task")}
+    if with_tasks:  # a task mixture: accuracy per task
+        pt = Table(title="accuracy % per task")
+        pt.add_column("task")
+        for m in with_tasks:
+            pt.add_column(m)
+        for task in sorted({k for v in with_tasks.values() for k in v}):
+            pt.add_row(task, *(f"{v[task]['accuracy']:.2f}" if task in v else "-" for v in with_tasks.values()))
+        pt.add_row("mean over tasks", *(f"{summary['methods'][m]['task_mean_accuracy']:.2f}" for m in with_tasks))
+        out_console.print(pt)
 
 
 @app.command("run")
@@ -338,12 +348,13 @@ def list_cmd():
     from .methods import METHODS
     from .students.presets import PRESETS
     from .students.pretrained import PRETRAINED
-    from .tasks.benchmarks import BENCHMARKS
+    from .tasks.benchmarks import BENCHMARKS, SHARED_LOADERS
     from .tasks.synthetic import SYNTHETIC
 
     out_console.print("synthetic tasks: " + ", ".join(SYNTHETIC.names()))
-    out_console.print("benchmarks:      " + ", ".join(BENCHMARKS))
-    out_console.print("teachers:        exact, openai, transformers, replay")
+    out_console.print("benchmarks:      " + ", ".join([*BENCHMARKS, *SHARED_LOADERS]) + "  (task.data_dir: shared/data)")
+    out_console.print("task sources:    synthetic, benchmark, release, file, hf, bigbench, mixture")
+    out_console.print("teachers:        exact, openai, transformers, vllm, replay, dataset")
     out_console.print("methods:         " + ", ".join(METHODS.names()))
     out_console.print("student presets: " + ", ".join(f"preset:{p}" for p in PRESETS))
     out_console.print("pretrained:      " + ", ".join(f"pretrained:{p}" for p in PRETRAINED)

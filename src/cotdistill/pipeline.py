@@ -147,8 +147,9 @@ class Run:
         # budget may grow.
         # Settings added later enter only when set, so folders written before them still resume;
         # packing is exact and never enters.
-        student_fp = self.cfg.student.model_dump(mode="json", exclude=set() if self.cfg.student.tokenizer == "bpe"
+        student_fp = self.cfg.student.model_dump(mode="json", exclude=(set() if self.cfg.student.tokenizer == "bpe"
                                                  else {"tokenizer", "vocab_size"})
+                                                 | (set() if self.cfg.student.lora else {"lora"}))
         fingerprint = {"student": student_fp, "curate": self.cfg.curate.model_dump(mode="json"),
                        "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
                        "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing", "bf16", "compile"}
