@@ -166,8 +166,8 @@ class Run:
             from .students.lora import add_lora
 
             if method.owns_training:
-                raise ConfigError(f"`student.lora`: {method_name} trains its own module (and heads); LoRA is for "
-                                  f"the text-generating methods")
+                raise ConfigError(f"`student.lora`: {method_name} trains a module of its own; LoRA works with "
+                                  f"methods that train the student itself")
             model = add_lora(model, self.cfg.student.lora)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         by_q: dict[str, list[str]] = {}
