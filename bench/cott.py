@@ -139,6 +139,8 @@ def check_bars(datasets: dict) -> dict:
     fine-tuning."""
     bars = {}
     for d, v in datasets.items():
+        if not {"cott", "prompt_tuning", "finetune"} <= v.keys():
+            continue
         c, p, f = v["cott"], v["prompt_tuning"], v["finetune"]
         spread = max(c["sd"], p["sd"])
         bars[d] = {"cott_minus_prompt_tuning": round(c["macro_f1"] - p["macro_f1"], 2), "seed_spread": spread,
@@ -163,6 +165,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads per job")
     ap.add_argument("--jobs", type=int, default=1, help="jobs (data set, seed, variant) trained at once, one process each")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--variants", nargs="+", default=list(TRAINED), choices=list(TRAINED),
+                    help="trained variants (cott also gives cott_no_rectify); bars need cott, prompt_tuning, finetune")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
     args = ap.parse_args(argv)
     if args.quick:
@@ -175,8 +179,9 @@ def main(argv=None) -> int:
         print(f"no data for {missing} under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
     t0 = time.time()
-    rows: dict = {d: {v: [] for v in VARIANTS} for d in args.datasets}
-    jobs = [(d, seed, variant) for d in args.datasets for seed in range(args.seeds) for variant in TRAINED]
+    shown = [v for v in VARIANTS if v in args.variants or (v == "cott_no_rectify" and "cott" in args.variants)]
+    rows: dict = {d: {v: [] for v in shown} for d in args.datasets}
+    jobs = [(d, seed, variant) for d in args.datasets for seed in range(args.seeds) for variant in args.variants]
     # Longest first (CoTT runs three encoder passes per example), so the pool's last jobs are short.
     jobs.sort(key=lambda j: (-DATASETS[j[0]][1], -VIEWS[j[2]]))
     # spawn: a CUDA context does not survive fork; each worker starts clean either way.
@@ -190,7 +195,7 @@ def main(argv=None) -> int:
     summary = {"datasets": datasets, "bars": check_bars(datasets),
                "setup": {"student": args.student, "layers": args.layers or 6, "seeds": args.seeds,
                          "n_train": args.n_train, "n_test": args.n_test, "epochs": None if args.steps else args.epochs,
-                         "steps": {d: {v: rows[d][v][0].get("steps") for v in TRAINED} for d in args.datasets},
+                         "steps": {d: {v: rows[d][v][0].get("steps") for v in args.variants} for d in args.datasets},
                          "max_length": {d: args.max_length or DATASETS[d][1] for d in args.datasets},
                          "batch_size": 16, "quick": args.quick},
                "minutes": round((time.time() - t0) / 60, 1)}
