@@ -282,7 +282,9 @@ def _finished(model, last: Path, ckpt_dir: Path, max_steps: int):
     best = ckpt_dir / Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
     src = best if best is not None and best.is_dir() else last
     log.info("training already finished at step %d: loading %s", state.global_step, src)
-    if hasattr(model, "peft_config"):  # LoRA: the checkpoint holds the adapters only
+    from .lora import is_lora
+
+    if is_lora(model):  # LoRA: the checkpoint holds the adapters only
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 

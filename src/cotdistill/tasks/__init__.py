@@ -15,9 +15,14 @@ def _cap(examples: list[Example], n: int, cfg=None) -> list[Example]:
     if not n or n >= len(examples):
         return examples
     if cfg is not None and cfg.sample == "random":
-        keep = set(random.Random(cfg.seed).sample(range(len(examples)), n))
-        return [e for i, e in enumerate(examples) if i in keep]
+        return sample_in_order(examples, n, random.Random(cfg.seed))
     return examples[:n]
+
+
+def sample_in_order(examples: list[Example], n: int, rng: random.Random) -> list[Example]:
+    """`n` examples drawn at random with `rng`, kept in their original order."""
+    keep = set(rng.sample(range(len(examples)), n))
+    return [e for i, e in enumerate(examples) if i in keep]
 
 
 def load_task(cfg) -> tuple[list[Example], list[Example]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 
 from ..errors import DataError
+from . import sample_in_order
 from .schema import Example
 
 TAG = "mixture"  # metadata key naming an example's task within the mixture
@@ -36,8 +37,7 @@ def load_mixture(cfg) -> tuple[list[Example], list[Example]]:
             raise DataError(f"task.mixture[{i}] ({name}): {e}") from None
         rng = random.Random(f"{cfg.seed}/{name}")
         if entry.cap and entry.cap < len(tr):
-            keep = set(rng.sample(range(len(tr)), entry.cap))
-            tr = [e for j, e in enumerate(tr) if j in keep]
+            tr = sample_in_order(tr, entry.cap, rng)
         tr = [_tag(e, name) for e in tr]
         train += _weighted(tr, entry.weight, rng)
         test += [_tag(e, name) for e in te]
@@ -53,8 +53,7 @@ def _weighted(examples: list[Example], weight: float, rng: random.Random) -> lis
     random half of them a third time; 0.5 -> a random half, once."""
     whole, frac = int(weight), weight - int(weight)
     if whole == 0:
-        keep = {e.id for e in rng.sample(examples, max(1, round(weight * len(examples))))}
-        return [e for e in examples if e.id in keep]
+        return sample_in_order(examples, max(1, round(weight * len(examples))), rng)
     out = list(examples)
     for k in range(2, whole + 1):
         out += [_copy(e, k) for e in examples]
