@@ -61,10 +61,10 @@ def _student_problems(cfg: RunConfig) -> list[str]:
             found.append(f"`student.model`: {s.model} is a masked LM: it fills [MASK] slots and cannot write "
                          f"rationales or answers for {', '.join(generative)}; use a causal or seq2seq student "
                          f"(e.g. pretrained:minilm-seq2seq)")
-        owns = [m for m in cfg.methods if m in METHODS and METHODS.get(m).owns_training]
-        if s.lora and owns:
-            found.append(f"`student.lora`: {', '.join(owns)} train a module of their own (masked-LM heads, AS-ES's "
-                         f"two students); LoRA works with methods that train the student itself")
+        if s.lora:
+            from .students.lora import own_module_problem
+
+            found += [p for p in [own_module_problem(cfg.methods)] if p]
         if not masked and mlm_only:
             found.append(f"`student.model`: {', '.join(mlm_only)} fill [MASK] slots of a masked-LM student; {s.model} "
                          f"is not one (use e.g. pretrained:minilm-mlm or a BERT-style model)")

@@ -152,7 +152,7 @@ class CurateConfig(_Strict):
 
 class StudentConfig(_Strict):
     model: str = Field("preset:tiny", description="hub id, local path, preset:NAME (from scratch) or "
-                       "pretrained:NAME (weights installed with a package: minilm-seq2seq, minilm-mlm)")
+                       "pretrained:NAME (weights installed with a package: minilm-seq2seq, minilm-causal, minilm-mlm)")
     layers: int | None = Field(None, ge=1, description="pretrained:NAME: keep this many layers, evenly spaced")
     tokenizer: Literal["byte", "bpe"] = Field("byte", description="preset:NAME students: byte-level (any text, "
                                              "no training) or a byte-level BPE trained on the run's training text")

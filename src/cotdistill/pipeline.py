@@ -163,11 +163,10 @@ class Run:
                                            seed=self.cfg.train.seed, layers=self.cfg.student.layers,
                                            tokenizer=self.student_tokenizer(train, curated))
         if self.cfg.student.lora:
-            from .students.lora import add_lora
+            from .students.lora import add_lora, own_module_problem
 
-            if method.owns_training:
-                raise ConfigError(f"`student.lora`: {method_name} trains a module of its own; LoRA works with "
-                                  f"methods that train the student itself")
+            if problem := own_module_problem([method_name]):
+                raise ConfigError(problem)
             model = add_lora(model, self.cfg.student.lora)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         by_q: dict[str, list[str]] = {}

