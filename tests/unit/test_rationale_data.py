@@ -18,6 +18,10 @@ def test_svamp_palm_from_the_release(shared_data):
     assert (len(tr), len(te)) == (800, 200)
     assert tr[0].answer == "42" and tr[0].metadata["rationale"].endswith("84 / 2 = 42.")
     assert "The answer is" not in tr[0].metadata["rationale"] and all(e.metadata["rationale"] for e in te)
+    # one release rationale runs on into the next few-shot exemplar without "The answer is"
+    assert not [e.id for e in tr + te if "Q: " in e.metadata["rationale"]]
+    jake = next(e for e in tr if e.question.startswith("Jake has 7 fewer peaches than Steven and 9"))
+    assert jake.metadata["rationale"].endswith("So Jake has 16 - 7 = 9 peaches.")
 
 
 @pytest.mark.parametrize("text, value", [("( 84.0 / 2.0 )", 42.0), ("( ( 3.0 + 4.0 ) * 2.0 )", 14.0), ("-1 - 2", -3)])
@@ -41,6 +45,8 @@ def test_svamp_palm_rationale_count_must_match(tmp_path):
     (base / "llm/train_CoT_0.json").write_text(json.dumps(["1 + 1 = 2. The answer is (1 + 1).\n\nQ: next"]))
     (e,) = load_svamp_palm(tmp_path, "train")
     assert e.answer == "2" and e.metadata["rationale"] == "1 + 1 = 2."
+    (base / "llm/train_CoT_0.json").write_text(json.dumps(["1 + 1 = 2.\n\nQ: Ann has 4. How many?\nA: 4."]))
+    assert load_svamp_palm(tmp_path, "train")[0].metadata["rationale"] == "1 + 1 = 2."
 
 
 def test_dataset_teacher_answers_both_stages_and_refuses_examples_without_rationales():

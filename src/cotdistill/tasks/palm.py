@@ -1,11 +1,12 @@
 """SVAMP with REAL PaLM-540B rationales, as released by Distilling step-by-step (Hsieh et al.
 2023): `dss-palm/svamp/svamp_{train,test}.json` (JSON Lines of `{"input", "label"}`, the label an
 equation such as "( 84.0 / 2.0 )") and `llm/{split}_CoT_{i}.json` (JSON lists of raw few-shot
-continuations, in the order of the split, cut at "The answer is"). The rationale lands in
+continuations, in the order of the split, cut at "The answer is" or at the next exemplar's "Q:"). The rationale lands in
 `metadata.rationale`, read by `teacher.backend: dataset`."""
 from __future__ import annotations
 
 import ast
+import re
 import operator
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def load_svamp_palm(root: Path, split: str) -> list[Example]:
         where = f"{path}:{lineno}"
         if not isinstance(r.get("input"), str) or not isinstance(r.get("label"), str):
             raise DataError(f"{where}: fields 'input' and 'label' must be strings")
-        rationale = raw.split("The answer is", 1)[0].strip() if isinstance(raw, str) else ""
+        # Cut where the answer is said, or where the few-shot continuation runs on into the next
+        # exemplar without saying it (one of the 800 train rationales does).
+        rationale = re.split(r"The answer is|\n\s*Q: ", raw, maxsplit=1)[0].strip() if isinstance(raw, str) else ""
         answer = equation_value(r["label"], where)
         out.append(Example.parse({"id": f"svamp_palm-{split}-{lineno - 1}", "question": r["input"].strip(),
                                   "answer": _plain(answer), "kind": "number",
