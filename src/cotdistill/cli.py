@@ -249,6 +249,16 @@ def unseen(student: Path = typer.Option(..., help="a saved student folder, e.g. 
     out_console.print(f"report: {out / REPORT}")
 
 
+# Measured on the 2-core CPU: 2 x 2,500 steps of preset:tiny plus evaluation took 4 min 14 s idle;
+# one thread on a machine busy with other work was 2.3x slower.
+_DEMO_SECONDS_PER_STEP = 254 / 5000
+
+
+def _demo_minutes(cfg) -> str:
+    idle = max(1, round(2 * cfg.train.max_steps * _DEMO_SECONDS_PER_STEP / 60))
+    return f"About {idle} minute{'s' * (idle != 1)} on an idle 2-core CPU, up to ~{round(2.5 * idle)} on a busy one."
+
+
 @app.command()
 def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
          set_: Optional[List[str]] = SetOpt):
@@ -265,7 +275,7 @@ def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
         f"Demo: the exact teacher writes step-by-step rationales for {cfg.task.n_train:,} synthetic "
         f"{cfg.task.display_name} questions; two from-scratch students ({cfg.student.model}, "
         f"{cfg.train.max_steps:,} steps each) learn from them, `direct` (answer only) and `ft_cot` (rationale, "
-        f"then answer), and answer {cfg.task.n_test} held-out questions. About 4 minutes on an idle 2-core CPU, up to ~11 on a busy one. "
+        f"then answer), and answer {cfg.task.n_test} held-out questions. {_demo_minutes(cfg)} "
         f"Output: {run.out}/")
     summary = run.run_all()
     _print_summary(summary)

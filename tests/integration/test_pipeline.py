@@ -174,7 +174,16 @@ def test_demo_command_smoke(tmp_path):
     assert s["task"] == "arithmetic" and set(s["methods"]) == {"direct", "ft_cot"}
     assert 0 <= s["methods"]["ft_cot"]["accuracy"] <= 100 and (tmp_path / "d" / "report.md").exists()
     assert "ft_cot - direct" in r.stdout
-    assert r.stdout.startswith("Demo: the exact teacher") and "About 4 minutes" in r.stdout  # says what and how long
+    assert r.stdout.startswith("Demo: the exact teacher") and "About 1 minute on" in r.stdout  # says what and how long
+
+
+def test_demo_says_how_long_its_default_budget_takes():
+    from importlib.resources import files
+
+    from cotdistill.cli import _demo_minutes
+
+    cfg = load_config(Path(str(files("cotdistill") / "configs" / "demo.yaml")), [])
+    assert cfg.train.max_steps == 4000 and _demo_minutes(cfg).startswith("About 7 minutes on an idle 2-core CPU")
 
 
 def test_local_transformers_teacher_on_random_t5(tmp_path):
