@@ -65,3 +65,28 @@ def test_overlong_segments_are_skipped_and_counted(tmp_path):
     s = Run(cfg(tmp_path, ["as_es"], "train.max_length=230", "train.max_steps=2")).run_all()
     info = json.loads((tmp_path / "run/as_es/train_info.json").read_text())
     assert info["skipped_overlong"] > 0 and s["methods"]["as_es"]["steps"] == 2
+
+
+def test_step_limit_holds_when_turns_pass_between_the_two_students(monkeypatch):
+    """A question handed to the other student within a step waits for the next step: with mixed
+    turns in one batch it used to be decoded twice in a step, past `max_segments`."""
+    from cotdistill import hf
+
+    es_model, as_model = object(), object()
+    qa = Example(id="a", question="Ann has 2 pens. How many pens?", answer="2", kind="number")
+    qb = Example(id="b", question="Bob has 3 cups. How many cups?", answer="3", kind="number")
+
+    def fake_generate(model, tok, prompts, **kw):
+        def reply(p):
+            if p.startswith("Ann"):
+                return "Ann has 2 pens. [ES]"  # stays with the ES student
+            return "Bob has 3 cups. [AS]" if model is es_model else "3 cups in all. [ES]"  # hands over every time
+        return [hf.Generated(reply(p), "stop", 5, 4, 0.0) for p in prompts]
+
+    monkeypatch.setattr(hf, "generate", fake_generate)
+    m = get_method("as_es_dual", {"max_segments": 3})
+    m.as_model = as_model
+    outs = m.predict(es_model, None, True, [qa, qb], max_new_tokens=8, batch_size=4)
+    assert [o.extra["segment_steps"] for o in outs] == [3, 3]
+    assert [k for k, _ in outs[1].extra["segments"]] == ["ES", "AS", "ES"]
+    assert all(not o.extra["reached_answer"] for o in outs)

@@ -112,8 +112,10 @@ class _Segmented(Method):
         for _ in range(self.opts.max_segments):
             if not active:
                 break
-            for kind in sorted({turn[i] for i in active}):
-                idx = [i for i in active if turn[i] == kind]
+            # Groups fixed before any generation: a question whose turn passes to the other kind
+            # in this step must wait for the next one (else it takes two steps at once).
+            groups = {kind: [i for i in active if turn[i] == kind] for kind in sorted({turn[i] for i in active})}
+            for kind, idx in groups.items():
                 prompts = [self.context(examples[i], [t for _, t in done[i]], seq2seq) for i in idx]
                 t0 = time.perf_counter()
                 gens = hf.generate(self.student_for(kind, model), tok, prompts, seq2seq=seq2seq,
