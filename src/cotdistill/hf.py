@@ -112,6 +112,13 @@ def max_positions(model) -> int | None:
     return min(limits) if limits else None
 
 
+def input_limit(model, tok) -> int | None:
+    """The longest prompt the student can read: its tokenizer's limit or its position embeddings'."""
+    limits = [n for n in (getattr(tok, "model_max_length", None), max_positions(model))
+              if isinstance(n, int) and 0 < n < 1_000_000]
+    return min(limits) if limits else None
+
+
 # Text a WordPiece tokenizer spaces out on decoding ("-->" -> "- - >", "0.5" -> "0. 5", "-3" -> "- 3"),
 # put back together so that separators, stop strings and numbers read as they were trained.
 # Only "." and "/" are joined: "1, 2" may be a list, and the decoded text cannot tell.

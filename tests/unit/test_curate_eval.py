@@ -67,3 +67,23 @@ def test_evaluation_counts_abstentions():
               "seconds": 0.1}]
     m = summarize(preds)
     assert m["abstained"] == 1 and m["no_answer"] == 1 and m["accuracy"] == 50.0
+
+
+def test_questions_over_the_input_limit_are_counted_and_scored_wrong(caplog):
+    from cotdistill.evaluate import predict
+    from cotdistill.methods import get_method
+    from cotdistill.students.presets import build_preset
+    from cotdistill.tasks.schema import Example
+
+    model, tok, seq2seq = build_preset("tiny")
+    tok.model_max_length = 40  # byte-level: 40 characters
+    exs = [Example(id="s", question="2 + 3?", answer="5", kind="number"),
+           Example(id="l", question="A very long story. " * 5 + "2 + 3?", answer="5", kind="number")]
+    with caplog.at_level("WARNING", logger="cotdistill.evaluate"):
+        recs = predict(get_method("ft_cot"), model, tok, seq2seq, exs, max_new_tokens=4, batch_size=2)
+    assert [r["id"] for r in recs] == ["s", "l"]  # every question keeps its place
+    assert recs[1]["finish_reason"] == "too_long" and recs[1]["prediction"] is None and not recs[1]["correct"]
+    assert recs[0]["finish_reason"] != "too_long" and recs[0]["generated_tokens"] > 0
+    assert "1 of 2 questions are longer than the student's input limit (40 tokens)" in caplog.text
+    s = summarize(recs)
+    assert s["too_long"] == 1 and s["no_answer"] >= 1 and s["n"] == 2

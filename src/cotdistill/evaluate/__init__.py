@@ -2,13 +2,18 @@
 accuracy with a 95% confidence interval."""
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
-from ..methods.base import Method
+from .. import hf
+from ..methods.base import Method, Output, Parsed
 from ..tasks.answers import abstains, is_correct, normalize_gold
 from ..tasks.mixture import TAG
 from ..tasks.schema import Example
+
+log = logging.getLogger(__name__)
+TOO_LONG = "too_long"  # finish_reason of a question longer than the student's input limit
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -29,8 +34,15 @@ def predict(
     """One record per example: question, generation, rationale, prediction, gold, correct, generated
     tokens, seconds (this question's share of its batch's wall time), plus the method's own fields
     (adaptive: mode, p_post)."""
-    outs = method.predict(model, tok, seq2seq, examples, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          progress=progress)
+    too_long = overlong(method, model, tok, seq2seq, examples)
+    if too_long:
+        log.warning("%d of %d questions are longer than the student's input limit (%d tokens): scored wrong, "
+                    "not answered (finish_reason 'too_long' in the predictions)", len(too_long), len(examples),
+                    hf.input_limit(model, tok))
+    fit = [e for i, e in enumerate(examples) if i not in too_long]
+    outs = iter(method.predict(model, tok, seq2seq, fit, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                               progress=progress) if fit else [])
+    outs = [_unread(examples[i]) if i in too_long else next(outs) for i in range(len(examples))]
     records = []
     for ex, o in zip(examples, outs):
         g, parsed = o.generated, o.parsed
@@ -46,6 +58,21 @@ def predict(
     return records
 
 
+def overlong(method: Method, model, tok, seq2seq: bool, examples: list[Example]) -> set[int]:
+    """Indices of the questions whose prompt the student cannot read (generating methods; the
+    masked-LM methods fit their inputs themselves). Counted and scored wrong rather than failing
+    the whole evaluation: a BIG-bench story may be longer than a BERT student's 512 positions."""
+    limit = hf.input_limit(model, tok)
+    if limit is None or method.student_kind != "generative":
+        return set()
+    return {i for i, e in enumerate(examples)
+            if len(tok(method.source(e, seq2seq), add_special_tokens=seq2seq)["input_ids"]) > limit}
+
+
+def _unread(ex: Example) -> Output:
+    return Output(hf.Generated("", TOO_LONG, 0, 0, 0.0), Parsed(None, None))
+
+
 def summarize(preds: list[dict]) -> dict:
     n = len(preds)
     k = sum(p["correct"] for p in preds)
@@ -57,6 +84,7 @@ def summarize(preds: list[dict]) -> dict:
         "no_answer": sum(p["prediction"] is None for p in preds),
         "abstained": sum(bool(p.get("abstained")) for p in preds),  # part of no_answer: the student hedged
         "truncated": sum(p["finish_reason"] == "length" for p in preds),
+        "too_long": sum(p["finish_reason"] == TOO_LONG for p in preds),  # part of no_answer: never read
         "seconds_per_100": round(100 * sum(p["seconds"] for p in preds) / n, 3) if n else 0.0,
         **_by_mode(preds),
         **_by_task(preds),
