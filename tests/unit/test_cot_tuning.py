@@ -52,3 +52,24 @@ def test_options_are_scored_and_the_best_one_taken():
     (free,) = get_method("cot_tuning", {"score_options": False}).predict(model, tok, seq2seq, [MC], max_new_tokens=8,
                                                                          batch_size=4)
     assert "option_logprobs" not in free.extra
+
+
+def test_free_form_questions_write_their_answer_after_the_marker(monkeypatch):
+    """In a mixed batch, only questions with options stop at [ANSWER]: a yes/no or number question
+    must still write its answer (it used to stop too, and every free-form task scored 0)."""
+    yes_no = Example(id="q2", question="Is the sky blue?", answer="yes", kind="yes_no")
+    number = Example(id="q3", question="2 + 3?", answer="5", kind="number")
+    calls = []
+
+    def fake_generate(model, tok, prompts, *, stop=(), **kw):
+        calls.append((len(prompts), tuple(stop)))
+        def reply(p):
+            return "The sky is blue.\n[ANSWER] yes" if "sky" in p else "2 + 3 = 5.\n[ANSWER] 5"
+        return [hf.Generated("Apples are red." if stop else reply(p), "stop", 3, 3, 0.0) for p in prompts]
+
+    monkeypatch.setattr(hf, "generate", fake_generate)
+    monkeypatch.setattr(hf, "continuation_logprob", lambda *a, **k: [-2.0, -1.0])
+    outs = get_method("cot_tuning").predict(None, None, False, [MC, yes_no, number], max_new_tokens=8, batch_size=4)
+    assert sorted(calls) == [(1, ("[ANSWER]",)), (2, ())]
+    assert [o.parsed.answer for o in outs] == ["B", "yes", "5"]
+    assert outs[0].extra["option_logprobs"] == [-2.0, -1.0] and outs[1].parsed.rationale == "The sky is blue."

@@ -77,11 +77,19 @@ class CoTTuning(Method):
         from .. import hf
 
         prompts = [self.source(e, seq2seq) for e in examples]
-        gens = hf.generate(model, tok, prompts, seq2seq=seq2seq, max_new_tokens=max_new_tokens, temperature=0.0,
-                           batch_size=batch_size, stop=(ANSWER,) if self.opts.score_options else (),
-                           markers=(ANSWER,), progress=progress)
-        outs = []
         scored = [i for i, e in enumerate(examples) if e.choices and self.opts.score_options]
+        free = [i for i in range(len(examples)) if i not in set(scored)]
+        gens: list = [None] * len(examples)
+        # Questions with options stop at [ANSWER] (the options are scored after it); free-form
+        # ones (numbers, yes/no, text) must go on to write their answer after it.
+        for idx, stop in ((scored, (ANSWER,)), (free, ())):
+            if idx:
+                got = hf.generate(model, tok, [prompts[i] for i in idx], seq2seq=seq2seq, max_new_tokens=max_new_tokens,
+                                  temperature=0.0, batch_size=batch_size, stop=stop, markers=(ANSWER,),
+                                  progress=progress)
+                for i, g in zip(idx, got):
+                    gens[i] = g
+        outs = []
         rows = [(i, j) for i in scored for j in range(len(examples[i].choices))]
         scores = hf.continuation_logprob(
             model, tok, seq2seq, [prompts[i] for i, _ in rows],
