@@ -66,7 +66,7 @@ def overlong(method: Method, model, tok, seq2seq: bool, examples: list[Example])
     if limit is None or method.student_kind != "generative":
         return set()
     return {i for i, e in enumerate(examples)
-            if len(tok(method.source(e, seq2seq), add_special_tokens=seq2seq)["input_ids"]) > limit}
+            if len(tok(method.source(e, seq2seq), add_special_tokens=seq2seq, verbose=False)["input_ids"]) > limit}
 
 
 def _unread(ex: Example) -> Output:
