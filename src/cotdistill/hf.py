@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,6 +17,10 @@ import torch
 from transformers import StoppingCriteria
 
 from .errors import ModelError
+
+# EncoderDecoderModel warns on every forward with labels (training, option scoring) that models
+# trained before transformers 4.12 computed the loss differently; it concerns none of ours.
+warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
 
 log = logging.getLogger(__name__)
 

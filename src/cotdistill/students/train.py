@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from .. import hf  # noqa: F401  (its warning filters apply to training too)
 from ..errors import ConfigError, DataError
 from ..io import read_jsonl_list
 from ..methods.base import Pair
@@ -24,9 +24,6 @@ from .packing import PackedCollator, can_pack, packed_attention
 from .pretrained import NEW_PARTS_ATTR
 
 log = logging.getLogger(__name__)
-# EncoderDecoderModel warns on every training run that models trained before transformers 4.12
-# computed the loss differently; it concerns none of ours.
-warnings.filterwarnings("ignore", message="Version v4.12.0 introduces a better way", category=FutureWarning)
 LOG_FILE = "train_log.jsonl"  # written by the caller next to `checkpoints/`
 
 
