@@ -145,7 +145,7 @@ out: {tmp_path / name}
 
 @pytest.mark.slow
 def test_ctrl_c_during_run_says_so_exits_130_and_a_rerun_resumes(tmp_path):
-    c = _train_config(tmp_path, "sigint", steps=60)
+    c = _train_config(tmp_path, "sigint", steps=200)  # long enough that the signal lands mid-training
     p = subprocess.Popen([str(ENTRY), "run", str(c), "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ck = tmp_path / "sigint" / "ft_cot" / "checkpoints"
     deadline = time.time() + 300
