@@ -34,15 +34,15 @@ def predict(
     """One record per example: question, generation, rationale, prediction, gold, correct, generated
     tokens, seconds (this question's share of its batch's wall time), plus the method's own fields
     (adaptive: mode, p_post)."""
-    too_long = overlong(method, model, tok, seq2seq, examples)
+    limit = hf.input_limit(model, tok)
+    too_long = overlong(method, tok, seq2seq, examples, limit)
     if too_long:
         log.warning("%d of %d questions are longer than the student's input limit (%d tokens): scored wrong, "
-                    "not answered (finish_reason 'too_long' in the predictions)", len(too_long), len(examples),
-                    hf.input_limit(model, tok))
+                    "not answered (finish_reason 'too_long' in the predictions)", len(too_long), len(examples), limit)
     fit = [e for i, e in enumerate(examples) if i not in too_long]
     outs = iter(method.predict(model, tok, seq2seq, fit, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                progress=progress) if fit else [])
-    outs = [_unread(examples[i]) if i in too_long else next(outs) for i in range(len(examples))]
+    outs = [_unread() if i in too_long else next(outs) for i in range(len(examples))]
     records = []
     for ex, o in zip(examples, outs):
         g, parsed = o.generated, o.parsed
@@ -58,18 +58,17 @@ def predict(
     return records
 
 
-def overlong(method: Method, model, tok, seq2seq: bool, examples: list[Example]) -> set[int]:
+def overlong(method: Method, tok, seq2seq: bool, examples: list[Example], limit: int | None) -> set[int]:
     """Indices of the questions whose prompt the student cannot read (generating methods; the
     masked-LM methods fit their inputs themselves). Counted and scored wrong rather than failing
     the whole evaluation: a BIG-bench story may be longer than a BERT student's 512 positions."""
-    limit = hf.input_limit(model, tok)
     if limit is None or method.student_kind != "generative":
         return set()
     return {i for i, e in enumerate(examples)
             if len(tok(method.source(e, seq2seq), add_special_tokens=seq2seq, verbose=False)["input_ids"]) > limit}
 
 
-def _unread(ex: Example) -> Output:
+def _unread() -> Output:
     return Output(hf.Generated("", TOO_LONG, 0, 0, 0.0), Parsed(None, None))
 
 

@@ -78,7 +78,7 @@ class CoTTuning(Method):
 
         prompts = [self.source(e, seq2seq) for e in examples]
         scored = [i for i, e in enumerate(examples) if e.choices and self.opts.score_options]
-        free = [i for i in range(len(examples)) if i not in set(scored)]
+        free = sorted(set(range(len(examples))) - set(scored))
         gens: list = [None] * len(examples)
         # Questions with options stop at [ANSWER] (the options are scored after it); free-form
         # ones (numbers, yes/no, text) must go on to write their answer after it.

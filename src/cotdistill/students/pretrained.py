@@ -103,22 +103,16 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
     cfg, state, keep = _bert(layers)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
     torch.manual_seed(seed)  # the new parts (cross-attention, head transform) start the same for a seed
-    if name == "minilm-mlm":
-        model = BertForMaskedLM(cfg)
+    if name in ("minilm-mlm", "minilm-causal"):  # one BERT stack with an LM head; only its transform is new
+        if name == "minilm-mlm":
+            model = BertForMaskedLM(cfg)
+        else:
+            model = BertLMHeadModel(BertConfig(**{**cfg.to_dict(), "is_decoder": True}))
+            for c in (model.config, model.generation_config):
+                c.pad_token_id, c.eos_token_id = tok.pad_token_id, tok.sep_token_id
         _load_into(model.bert, state)
         model.config.pretrained_layers = keep
         setattr(model.config, NEW_PARTS_ATTR, ["cls.predictions.transform."])
-        from ..hf import prepare_tokenizer
-
-        prepare_tokenizer(tok, model, f"pretrained:{name}")
-        return model, tok, False
-    if name == "minilm-causal":
-        model = BertLMHeadModel(BertConfig(**{**cfg.to_dict(), "is_decoder": True}))
-        _load_into(model.bert, state)
-        model.config.pretrained_layers = keep
-        setattr(model.config, NEW_PARTS_ATTR, ["cls.predictions.transform."])
-        for c in (model.config, model.generation_config):
-            c.pad_token_id, c.eos_token_id = tok.pad_token_id, tok.sep_token_id
         from ..hf import prepare_tokenizer
 
         prepare_tokenizer(tok, model, f"pretrained:{name}")

@@ -6,8 +6,8 @@ continuations, in the order of the split, cut at "The answer is" or at the next 
 from __future__ import annotations
 
 import ast
-import re
 import operator
+import re
 from pathlib import Path
 
 from ..errors import DataError
