@@ -50,14 +50,16 @@ PRETRAINED_STEPS = 100  # a 3+3-layer MiniLM encoder-decoder step takes 2-4 s on
 
 def set_overrides(name: str, seed: int, args) -> list[str]:
     quick = args.quick
-    # A smoke run's students have not learnt to stop: cap generation so it stays a smoke run.
     if pretrained(args):  # the pretrained recipe's optimizer settings, equal steps for every method
         student = [f"student.model={args.student}", *([f"student.layers={args.layers}"] if args.layers else []),
                    "train.recipe=pretrained", "eval.batch_size=32"]
     else:
         student = [f"student.model={args.student}", "train.batch_size=32", "train.learning_rate=0.002",
                    "train.warmup_steps=100", "eval.batch_size=250"]
-    common = [*(["eval.max_new_tokens=24"] if quick else []), *student, "train.threads=1",
+    # A smoke run's students have not learnt to stop: cap generation so it stays a smoke run; its
+    # perception module needs only to train and route, not to converge.
+    common = [*(["eval.max_new_tokens=24", "method_options.adaptive.perception_steps=20"] if quick else []),
+              *student, "train.threads=1",
               f"methods=[{', '.join(METHODS)}]", f"train.seed={seed}"]
     if name in REAL:
         teacher = teacher_file(Path(args.data), name)
