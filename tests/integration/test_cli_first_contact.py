@@ -146,7 +146,11 @@ out: {tmp_path / name}
 @pytest.mark.slow
 def test_ctrl_c_during_run_says_so_exits_130_and_a_rerun_resumes(tmp_path):
     c = _train_config(tmp_path, "sigint", steps=200)  # long enough that the signal lands mid-training
-    p = subprocess.Popen([str(ENTRY), "run", str(c), "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background commands with SIGINT ignored, and Python keeps
+    # an ignored SIGINT: a suite run as `pytest &` would hand that on and the run would never see
+    # the signal. The child gets the default disposition, as an interactive shell gives it.
+    p = subprocess.Popen([str(ENTRY), "run", str(c), "-v"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ck = tmp_path / "sigint" / "ft_cot" / "checkpoints"
     deadline = time.time() + 300
     while not any((d / "trainer_state.json").exists() for d in ck.glob("checkpoint-*")) and time.time() < deadline:
