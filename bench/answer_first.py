@@ -59,7 +59,7 @@ def set_overrides(name: str, seed: int, args) -> list[str]:
     # A smoke run's students have not learnt to stop: cap generation so it stays a smoke run; its
     # perception module needs only to train and route, not to converge.
     common = [*(["eval.max_new_tokens=24", "method_options.adaptive.perception_steps=20"] if quick else []),
-              *student, "train.threads=1",
+              *student, "train.threads=1", "train.keep_checkpoints=false",
               f"methods=[{', '.join(METHODS)}]", f"train.seed={seed}"]
     if name in REAL:
         teacher = teacher_file(Path(args.data), name)

@@ -46,7 +46,7 @@ def overrides(args, name: str, student: str) -> list[str]:
     return [f"out={args.out / who / name}", *SETS[name],
             f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test={n_test}",
             f"task.n_test_max={n_test}", "task.sample=random", f"student.model={student}", *train,
-            f"train.max_steps={args.steps}", "train.epochs=null", "train.batch_size=16",
+            f"train.max_steps={args.steps}", "train.epochs=null", "train.batch_size=16", "train.keep_checkpoints=false",
             f"train.eval_every={max(2, args.steps // 5)}", "eval.batch_size=32",
             *([f"eval.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
             *(["method_options={as_es: {max_segments: 3}, as_es_dual: {max_segments: 3}}"] if args.quick else []),

@@ -36,6 +36,7 @@ UNSEEN = ("causal_judgment", "date_understanding", "disambiguation_qa", "formal_
           "geometric_shapes", "hyperbaton", "logical_deduction", "movie_recommendation", "penguins_in_a_table",
           "reasoning_about_colored_objects", "snarks", "temporal_sequences")
 CONTINUAL = ("coin_flip", "last_letter_concatenation")
+KEEP_NONE = "train.keep_checkpoints=false"  # finished students keep model/ only: MiniLM checkpoints are ~1 GB each
 TUNED = {"cot_tuned": "cot_tuning", "direct_tuned": "cot_tuning_direct"}
 
 
@@ -62,7 +63,7 @@ def tune(args) -> dict:
 
     cfg = load_config(None, [
         f"out={args.out / 'mixture'}", "task.source=mixture", f"task.mixture={json.dumps(mixture(args))}",
-        *student_args(args), "train.recipe=pretrained", f"train.max_steps={args.steps}", "train.epochs=null",
+        *student_args(args), "train.recipe=pretrained", f"train.max_steps={args.steps}", "train.epochs=null", KEEP_NONE,
         f"train.eval_every={max(2, args.steps // 4)}", "eval.batch_size=32", f"eval.max_new_tokens={args.max_new_tokens}",
         "methods=[cot_tuning, cot_tuning_direct]"])
     s = Run(cfg).run_all()
@@ -79,7 +80,7 @@ def unseen(args) -> dict:
         s = evaluate_unseen(str(args.out / "mixture" / method / "model"), tasks, args.out / "unseen" / key,
                             method=method, shots=args.shots, n_eval=args.n_eval,
                             overrides=["train.recipe=pretrained", f"train.epochs={args.adapt_epochs}",
-                                       "train.batch_size=8", "train.warmup_steps=0", "eval.batch_size=32",
+                                       "train.batch_size=8", "train.warmup_steps=0", "eval.batch_size=32", KEEP_NONE,
                                        f"eval.max_new_tokens={args.max_new_tokens}"])
         out[key] = s
     out["chance"] = out["cot_tuned"]["chance"]
@@ -100,7 +101,7 @@ def continual(args) -> dict:
                 f"task.data_dir={args.data}", "task.n_train=0", *([f"task.n_test_max={args.n_eval}"] if args.quick else []),
                 "teacher.backend=replay", f"teacher.path={teacher_file(args.data, task)}", *student,
                 "train.recipe=pretrained", *([f"train.max_steps={args.steps}", "train.epochs=null"] if args.quick else []),
-                "eval.batch_size=32", "methods=[ft_cot]"])
+                "eval.batch_size=32", KEEP_NONE, "methods=[ft_cot]"])
             s = Run(cfg).run_all()["methods"]["ft_cot"]
             row[key], row[f"{key}_ci95"], row[f"{key}_steps"] = s["accuracy"], s["ci95"], s["steps"]
         res[task] = row

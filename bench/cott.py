@@ -55,7 +55,7 @@ def make_cfg(args, dataset: str, seed: int, variant: str):
         "task.sample=random", f"task.seed={seed}", f"student.model={args.student}",
         *([f"student.layers={args.layers}"] if args.layers else []), f"train.seed={seed}",
         *([f"train.max_steps={args.steps}", "train.epochs=null"] if args.steps else [f"train.epochs={args.epochs}"]),
-        "train.batch_size=16", f"train.eval_every={args.eval_every}", "eval.batch_size=64",
+        "train.batch_size=16", f"train.eval_every={args.eval_every}", "eval.batch_size=64", "train.keep_checkpoints=false",
         *([f"train.threads={args.threads}"] if args.threads else []),
         f"methods=[{method}]", f"method_options={json.dumps({method: opts})}",
     ])

@@ -149,6 +149,7 @@ def main(argv=None) -> int:
         train = [f"train.max_steps={args.steps}", "train.epochs=null"] if args.steps else []
     if args.epochs:
         train.append(f"train.epochs={args.epochs}")
+    train.append("train.keep_checkpoints=false")
     if args.threads:
         train.append(f"train.threads={args.threads}")
     if args.quick:

@@ -209,6 +209,10 @@ class TrainConfig(_Strict):
     compile: bool = Field(False, description="torch.compile the student (off by default: on the CPU compiling "
                           "costs more than it saves on runs this size)")
     resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
+    keep_checkpoints: bool = Field(True, description="keep the Trainer checkpoints (weights and optimizer state) "
+                                   "once training has finished and METHOD/model is saved; false deletes them (a "
+                                   "MiniLM student's are about 1 GB): a rerun then reuses METHOD/model, and a larger "
+                                   "step budget trains again from the start instead of resuming")
 
     @model_validator(mode="before")
     @classmethod

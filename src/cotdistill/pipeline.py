@@ -152,7 +152,8 @@ class Run:
                                                  | (set() if self.cfg.student.lora else {"lora"}))
         fingerprint = {"student": student_fp, "curate": self.cfg.curate.model_dump(mode="json"),
                        "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
-                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing", "bf16", "compile"}
+                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing", "bf16", "compile",
+                                                                                   "keep_checkpoints"}
                                                           | ({"group_by_length"} if self.cfg.train.group_by_length is None else set())),
                        "method_options": method.training_options()}
         if not self.cfg.train.resume:
@@ -188,14 +189,18 @@ class Run:
 
         if method.owns_training:  # the method owns features and loss: train its module in the shared loop
             n_items = len(pairs(tr)) if method.uses_rationales else len(tr)
-            module = method.build(model, tok, tr, seed=self.cfg.train.seed, rationales=by_q, seq2seq=seq2seq)
             tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(n_items)})
+            if done := _trained_before(mdir, tcfg):
+                return done
+            module = method.build(model, tok, tr, seed=self.cfg.train.seed, rationales=by_q, seq2seq=seq2seq)
             with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
                 res = train_student(module, tok, seq2seq, tr, va, tcfg, mdir, progress=adv, encode=method.encode,
                                     collator=method.collator(tok))
         else:
             train_pairs, val_pairs = pairs(tr), pairs(va)
             tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(train_pairs))})
+            if done := _trained_before(mdir, tcfg):
+                return done
             with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
                 res = train_student(model, tok, seq2seq, train_pairs, val_pairs, tcfg, mdir, progress=adv)
         from . import dist
@@ -224,6 +229,8 @@ class Run:
                 **extra, **provenance(self.cfg)}
         write_json(mdir / "train_info.json", info)
         write_jsonl(mdir / LOG_FILE, res.history)
+        if not self.cfg.train.keep_checkpoints:  # model/ and train_info.json are written: nothing needs them now
+            shutil.rmtree(mdir / "checkpoints", ignore_errors=True)
         return info
 
     def student_tokenizer(self, train: list[Example], curated: list[dict]):
@@ -370,6 +377,25 @@ def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Ex
     random.Random(seed).shuffle(ids)
     held_ids = set(ids[:int(round(len(ids) * fraction))])
     return [e for e in examples if base(e) not in held_ids], [e for e in examples if base(e) in held_ids]
+
+
+def _trained_before(mdir: Path, tcfg) -> dict | None:
+    """The train_info of a finished training whose checkpoints were deleted (train.keep_checkpoints:
+    false), when its saved model covers the step budget; None means train (or resume) as usual."""
+    from .students.train import last_checkpoint
+
+    info_file = mdir / "train_info.json"
+    if not tcfg.resume or last_checkpoint(mdir / "checkpoints") is not None:
+        return None
+    if not ((mdir / "model").is_dir() and info_file.exists()):  # model/ is moved into place whole
+        return None
+    info = _read_json(info_file)
+    if info.get("steps", 0) < tcfg.max_steps:
+        log.warning("%s: the model saved after %s steps has no checkpoint to resume from (train.keep_checkpoints: "
+                    "false); training %d steps from the start", mdir, info.get("steps"), tcfg.max_steps)
+        return None
+    log.info("%s: training already finished at step %s: reusing its model", mdir, info["steps"])
+    return info
 
 
 def _check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None) -> None:

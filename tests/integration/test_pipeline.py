@@ -72,6 +72,25 @@ def test_rerun_reuses_cache_and_resumes_training(tmp_path):
     assert min(steps) <= 15 and max(steps) == 45  # the log keeps the steps before the resume
 
 
+def test_dropped_checkpoints_a_rerun_reuses_the_model_and_a_larger_budget_retrains(tmp_path, caplog):
+    over = [f"out={tmp_path}", *TINY, "methods=[ft_cot]", "train.keep_checkpoints=false"]
+    Run(load_config(None, over)).run_all()
+    mdir = tmp_path / "ft_cot"
+    assert not (mdir / "checkpoints").exists() and (mdir / "model" / "model.safetensors").exists()
+    weights, info = (mdir / "model" / "model.safetensors").read_bytes(), (mdir / "train_info.json").read_text()
+    with caplog.at_level("INFO", logger="cotdistill.pipeline"):
+        Run(load_config(None, over)).run_all()
+    assert "training already finished at step 30: reusing its model" in caplog.text
+    assert (mdir / "model" / "model.safetensors").read_bytes() == weights and (mdir / "train_info.json").read_text() == info
+    assert not (mdir / "checkpoints").exists()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="cotdistill.pipeline"):
+        Run(load_config(None, [*over, "train.max_steps=45"])).run_all()
+    assert "no checkpoint to resume from" in caplog.text
+    steps = [json.loads(l)["step"] for l in (mdir / "train_log.jsonl").read_text().splitlines()]
+    assert json.loads((mdir / "train_info.json").read_text())["steps"] == 45 and min(steps) < 15  # from the start
+
+
 def _save_random(kind: str, path: Path):
     from cotdistill.students.presets import byte_tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration

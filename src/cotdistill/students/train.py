@@ -161,7 +161,7 @@ def train_student(
                for f in train_feats if "input_ids" in f]  # a method's own features may hold several views
     per_example = round(sum(lengths) / len(lengths), 1) if lengths else None
     ckpt_dir = out_dir / "checkpoints"
-    last = _last_checkpoint(ckpt_dir) if cfg.resume else None
+    last = last_checkpoint(ckpt_dir) if cfg.resume else None
     if last is not None:
         done = _finished(model, last, ckpt_dir, cfg.max_steps)
         if done is not None:
@@ -255,7 +255,7 @@ def _step_of(checkpoint: str | Path | None) -> int | None:
     return int(str(checkpoint).rsplit("-", 1)[1]) if checkpoint else None
 
 
-def _last_checkpoint(ckpt_dir: Path) -> Path | None:
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
     """The highest-step complete checkpoint (numerically: checkpoint-1200 comes after
     checkpoint-600). Unlike transformers' get_last_checkpoint, a folder without trainer_state.json
     (a kill during its save) is passed over."""
