@@ -152,8 +152,9 @@ def main(argv=None) -> int:
     train.append("train.keep_checkpoints=false")
     if args.threads:
         train.append(f"train.threads={args.threads}")
-    if args.quick:
-        train += ["eval.max_new_tokens=16", "train.eval_every=2"] if not scratch else []
+    if args.quick:  # a smoke run: 30 test questions, short answers
+        train += ["eval.max_new_tokens=16", "task.n_test_max=30", "task.sample=random",
+                  *(["train.eval_every=2"] if not scratch else [])]
     t0 = time.time()
     summary: dict = {"tasks": {}, "student_setup": {"student": student, "layers": args.layers, "train": train}}
     for task in TASKS:
