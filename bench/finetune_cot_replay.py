@@ -126,15 +126,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores); 1 leaves a core "
                     "for another job")
     ap.add_argument("--preset", default=None, help=argparse.SUPPRESS)  # old spelling of --student preset:NAME
-    ap.add_argument("--quick", action="store_true", help="smoke run: teacher figures plus 20-step students")
+    ap.add_argument("--quick", action="store_true", help="smoke run: teacher figures plus 4-step students")
     args = ap.parse_args(argv)
     if not teacher_file(args.data, "coin_flip").exists():
         print(f"no teacher files under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
     student = f"preset:{args.preset}" if args.preset else args.student
     scratch = student.startswith("preset:")
-    if args.quick:  # 20 steps from scratch, or 2 steps of a 1-layer pretrained student; short answers
-        args.steps, args.epochs = (20 if scratch else 2), None
+    if args.quick:  # 4 steps from scratch, or 2 steps of a 1-layer pretrained student; short answers
+        args.steps, args.epochs = (4 if scratch else 2), None
         args.layers = None if scratch else 1
     tasks = args.tasks or (SCRATCH_TASKS if scratch else TASKS)
     unknown = sorted(set(tasks) - set(TASKS))
@@ -153,8 +153,7 @@ def main(argv=None) -> int:
     if args.threads:
         train.append(f"train.threads={args.threads}")
     if args.quick:  # a smoke run: 30 test questions, short answers
-        train += ["eval.max_new_tokens=16", "task.n_test_max=30", "task.sample=random",
-                  *(["train.eval_every=2"] if not scratch else [])]
+        train += ["eval.max_new_tokens=16", "task.n_test_max=30", "task.sample=random", "train.eval_every=2"]
     t0 = time.time()
     summary: dict = {"tasks": {}, "student_setup": {"student": student, "layers": args.layers, "train": train}}
     for task in TASKS:
