@@ -227,3 +227,29 @@ def test_cott_bench_reuses_finished_jobs(tmp_path, shared_data):
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
     assert json.loads((tmp_path / "summary.json").read_text())["datasets"] == first
     assert (tmp_path / "semeval/seed0/cott/cott/model/model.safetensors").stat().st_mtime == stamp
+
+
+def test_copying_counts_names_and_flips(tmp_path):
+    def write(name, recs):
+        p = tmp_path / name
+        p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+        return p
+
+    q = 'A coin is heads up. Ann flips the coin. Bo does not flip the coin. Is the coin still heads up?'
+    cf = write("cf.jsonl", [
+        {"question": q, "generation": "ann flips the coin. bo does not flip the coin. --> no", "correct": True},
+        {"question": q, "generation": "ann flips the coin. cy flips the coin. --> yes", "correct": False}])
+    ll = write("ll.jsonl", [{"question": 'Take the last letters of each words in "Ann Bo" and concatenate them.',
+                             "generation": 'the last letter of " ann " is " n ". the last letter of " jo " is " o ". --> no',
+                             "correct": False}])
+    r = subprocess.run([sys.executable, str(ROOT / "bench/copying.py"), "--json", str(cf), str(ll)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got[str(cf)] == {"task": "coin_flip", "questions": 2, "correct": 1, "names_written": 4, "names_copied": 3,
+                            "flips_right": 1, "names_and_flips_right": 1, "correct_when_both_right": 1}
+    assert got[str(ll)] == {"task": "last_letter", "questions": 1, "correct": 0, "names_written": 2, "names_copied": 1,
+                            "all_names_right": 0}
+    bad = write("bad.jsonl", [{"question": q, "correct": True}])
+    r = subprocess.run([sys.executable, str(ROOT / "bench/copying.py"), str(bad)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and f"{bad}:1: not a prediction record" in r.stderr
