@@ -49,7 +49,7 @@ def test_2000_completions_under_faults_equal_a_fault_free_run(tmp_path):
     assert rows == (2000, 2000)  # 0 duplicated
     s = t.summary()
     retries = s["retries"]
-    assert s["requests_needed"] == 2000 and s["http_requests_sent"] == 2000 + sum(retries.values()) == sent
+    assert s["requests_needed"] == 2000 and s["http_requests_sent"] == 2000 + sum(retries.values())
     # Every injected fault was retried once, under the name of its kind. On a loaded machine a slow answer
     # can also pass the test's 0.5 s timeout (a timeout), or its connection can be dropped while the client
     # gives up on it (a connection error): such extras are allowed, but few.
@@ -62,6 +62,9 @@ def test_2000_completions_under_faults_equal_a_fault_free_run(tmp_path):
     assert retries["timeout"] >= faults["hang"] and dropped >= faults["reset"], (retries, faults)
     extra = retries["timeout"] - faults["hang"] + dropped - faults["reset"]
     assert extra <= 0.05 * len(reqs), (retries, faults)
+    # The server counts a request once it has read it whole; one the client gave up on before
+    # that (one of the extras) is sent but never counted.
+    assert 0 <= s["http_requests_sent"] - sent <= extra, (s["http_requests_sent"], sent, extra)
 
 
 def test_concurrency_is_bounded_and_n_is_used_when_asked(tmp_path):
