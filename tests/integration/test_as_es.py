@@ -1,6 +1,7 @@
 """AS-ES methods end to end on a synthetic task in seconds, their iterative decoding and bad input."""
 import json
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -72,7 +73,7 @@ def test_step_limit_holds_when_turns_pass_between_the_two_students(monkeypatch):
     turns in one batch it used to be decoded twice in a step, past `max_segments`."""
     from cotdistill import hf
 
-    es_model, as_model = object(), object()
+    es_model, as_model = SimpleNamespace(config=SimpleNamespace()), SimpleNamespace(config=SimpleNamespace())
     qa = Example(id="a", question="Ann has 2 pens. How many pens?", answer="2", kind="number")
     qb = Example(id="b", question="Bob has 3 cups. How many cups?", answer="3", kind="number")
 
@@ -90,3 +91,34 @@ def test_step_limit_holds_when_turns_pass_between_the_two_students(monkeypatch):
     assert [o.extra["segment_steps"] for o in outs] == [3, 3]
     assert [k for k, _ in outs[1].extra["segments"]] == ["ES", "AS", "ES"]
     assert all(not o.extra["reached_answer"] for o in outs)
+
+
+def test_a_context_that_outgrows_the_input_limit_stops_that_question_only(monkeypatch, caplog):
+    """Each step appends a segment to the context: a question whose context no longer fits the
+    student stops unanswered and is counted, and the batch goes on (it used to fail the whole
+    evaluation: a GSM8K question plus its segments passed MiniLM's 512 positions)."""
+    from cotdistill import hf
+
+    class Tok:  # one token per word, 12 at most
+        model_max_length = 12
+
+        def __call__(self, text, **kw):
+            return {"input_ids": text.split()}
+
+    short = Example(id="s", question="Ann has 2 pens. How many?", answer="2", kind="number")
+    wordy = Example(id="w", question="Bob has 3 cups and 4 more cups. How many?", answer="7", kind="number")
+
+    def fake_generate(model, tok, prompts, **kw):
+        assert all(len(tok(p)["input_ids"]) <= 12 for p in prompts)
+        return [hf.Generated("--> 2" if p.startswith("Ann") and "ES:" not in p and "pens." in p.split("###")[-1]
+                             else "ES: pens are pens.", "stop", 5, 4, 0.0) for p in prompts]
+
+    monkeypatch.setattr(hf, "generate", fake_generate)
+    m = get_method("as_es", {"max_segments": 4})
+    with caplog.at_level("WARNING"):
+        outs = m.predict(SimpleNamespace(config=SimpleNamespace()), Tok(), True, [short, wordy], max_new_tokens=8,
+                         batch_size=4)
+    assert outs[0].extra["reached_answer"] and not outs[0].extra["context_full"] and outs[0].parsed.answer == "2"
+    assert outs[1].extra["context_full"] and not outs[1].extra["reached_answer"] and outs[1].parsed.answer is None
+    assert outs[1].extra["segment_steps"] == 1  # its first context fit, the second (12 + 3 words) did not
+    assert "1 of 2 questions stopped before their answer step" in caplog.text

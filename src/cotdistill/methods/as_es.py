@@ -109,6 +109,8 @@ class _Segmented(Method):
         answer_text: list[str | None] = [None] * n
         active = list(range(n))
         steps = [0] * n
+        limit = hf.input_limit(model, tok)
+        full = [False] * n  # the question and its segments outgrew the student's input
         for _ in range(self.opts.max_segments):
             if not active:
                 break
@@ -117,6 +119,13 @@ class _Segmented(Method):
             groups = {kind: [i for i in active if turn[i] == kind] for kind in sorted({turn[i] for i in active})}
             for kind, idx in groups.items():
                 prompts = [self.context(examples[i], [t for _, t in done[i]], seq2seq) for i in idx]
+                if limit:  # the context grows each step: one that no longer fits stops, unanswered
+                    fits = [len(tok(p, add_special_tokens=seq2seq, verbose=False)["input_ids"]) <= limit for p in prompts]
+                    for i, ok in zip(idx, fits):
+                        full[i] = not ok
+                    idx, prompts = [i for i, ok in zip(idx, fits) if ok], [p for p, ok in zip(prompts, fits) if ok]
+                    if not idx:
+                        continue
                 t0 = time.perf_counter()
                 gens = hf.generate(self.student_for(kind, model), tok, prompts, seq2seq=seq2seq,
                                    max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
@@ -137,7 +146,11 @@ class _Segmented(Method):
                     if text:
                         done[i].append((seg_kind, text))
                     turn[i] = nxt
-            active = [i for i in active if answer_text[i] is None]
+            active = [i for i in active if answer_text[i] is None and not full[i]]
+        if any(full):
+            log.warning("%d of %d questions stopped before their answer step: question and segments outgrew the "
+                        "student's input limit (%d tokens); scored wrong (context_full in the predictions)",
+                        sum(full), n, limit)
         if progress:
             progress(n)
         outs = []
@@ -148,7 +161,7 @@ class _Segmented(Method):
             answer = answer_after_separator(answer_text[i], ex) if finished else None
             outs.append(Output(gen, Parsed(answer, " ".join(t for _, t in done[i]) or None),
                                extra={"segments": [[k, t] for k, t in done[i]], "segment_steps": steps[i],
-                                      "reached_answer": finished}, seconds=seconds[i]))
+                                      "reached_answer": finished, "context_full": full[i]}, seconds=seconds[i]))
         return outs
 
     def parse(self, text: str, ex: Example) -> Parsed:
