@@ -87,28 +87,36 @@ def unseen(args) -> dict:
     return out
 
 
+def continual_key(args) -> str:
+    """Summary key and folder of the continual part: a longer budget than the recipe's lands
+    beside the default one instead of retraining it."""
+    return "continual" if args.continual_epochs is None else f"continual_{args.continual_epochs:g}ep"
+
+
 def continual(args) -> dict:
     from cotdistill.config import load_config
     from cotdistill.pipeline import Run
 
     res = {}
+    budget = ["train.epochs=null", f"train.max_steps={args.steps}"] if args.quick else \
+        ([f"train.epochs={args.continual_epochs:g}"] if args.continual_epochs is not None else [])
     for task in args.continual:
         row = {}
         for key, student in (("from_cot_tuned", [f"student.model={args.out / 'mixture/cot_tuning/model'}"]),
                              ("from_base", student_args(args))):
             cfg = load_config(None, [
-                f"out={args.out / 'continual' / task / key}", "task.source=benchmark", f"task.name={task}",
+                f"out={args.out / continual_key(args) / task / key}", "task.source=benchmark", f"task.name={task}",
                 f"task.data_dir={args.data}", "task.n_train=0", *([f"task.n_test_max={args.n_eval}"] if args.quick else []),
                 "teacher.backend=replay", f"teacher.path={teacher_file(args.data, task)}", *student,
-                "train.recipe=pretrained", *([f"train.max_steps={args.steps}", "train.epochs=null"] if args.quick else []),
-                "eval.batch_size=32", KEEP_NONE, "methods=[ft_cot]"])
+                "train.recipe=pretrained", *budget, "eval.batch_size=32", KEEP_NONE, "methods=[ft_cot]"])
             s = Run(cfg).run_all()["methods"]["ft_cot"]
             row[key], row[f"{key}_ci95"], row[f"{key}_steps"] = s["accuracy"], s["ci95"], s["steps"]
+            row[f"{key}_best_step"] = s.get("best_step")
         res[task] = row
     return res
 
 
-def bars(u: dict, c: dict) -> dict:
+def bars(u: dict, c: dict, key: str = "continual") -> dict:
     out = {}
     for k in [s for s in ("zero_shot", "k64") if s in u["cot_tuned"]]:
         ct, dt = u["cot_tuned"], u["direct_tuned"]
@@ -116,7 +124,7 @@ def bars(u: dict, c: dict) -> dict:
             "cot_tuned": ct[k], "direct_tuned": dt[k], "cot_ci95": ct["ci95"][k], "direct_ci95": dt["ci95"][k],
             "met": ct["ci95"][k][0] > dt["ci95"][k][1]}
     for task, r in c.items():
-        out[f"continual_{task}"] = {**r, "met": r["from_cot_tuned"] > r["from_base"]}
+        out[f"{key}_{task}"] = {**r, "met": r["from_cot_tuned"] > r["from_base"]}
     return out
 
 
@@ -135,6 +143,9 @@ def main(argv=None) -> int:
     ap.add_argument("--adapt-epochs", type=float, default=5)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--continual", nargs="*", default=list(CONTINUAL))
+    ap.add_argument("--continual-epochs", type=float, default=None,
+                    help="Fine-tune-CoT epochs of the continual part (default: the recipe's); another value "
+                         "lands in DIR/continual_{N}ep and the summary's `continual_{N}ep`, beside the default")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1+1 layers, a few steps, 3 tasks, k = 4")
     args = ap.parse_args(argv)
     if args.quick:
@@ -153,11 +164,19 @@ def main(argv=None) -> int:
     u = unseen(args)
     minutes["unseen"] = round((time.time() - t1) / 60, 1)
     t2 = time.time()
-    c = continual(args)
-    minutes["continual"] = round((time.time() - t2) / 60, 1)
+    c, key = continual(args), continual_key(args)
+    minutes[key] = round((time.time() - t2) / 60, 1)
+    # Parts this run did not redo (another continual budget, tasks left out of --continual) stay
+    # in the summary: a rerun for one task must not erase the others' figures.
+    old = json.loads((args.out / "summary.json").read_text()) if (args.out / "summary.json").exists() else {}
+    others = {k: v for k, v in old.items() if k.startswith("continual") and k != key}
+    c = {**old.get(key, {}), **c}
+    all_bars = bars(u, c, key)
+    for k, v in others.items():
+        all_bars.update(bars({"cot_tuned": {}}, v, k))
     summary = {"unseen": {k: ({kk: vv for kk, vv in v.items() if kk != "setup"} if isinstance(v, dict) else v)
                           for k, v in u.items()},
-               "continual": c, "mixture": mix, "bars": bars(u, c), "minutes": minutes,
+               key: c, **others, "mixture": mix, "bars": all_bars, "minutes": {**old.get("minutes", {}), **minutes},
                "setup": {"student": args.student, "layers": args.layers, "cap": args.cap, "steps": args.steps,
                          "tasks": args.tasks, "shots": args.shots, "n_eval": args.n_eval,
                          "adapt_epochs": args.adapt_epochs, "quick": args.quick}}
@@ -173,9 +192,10 @@ def print_table(s: dict) -> None:
     print("\nBars")
     for k, b in s["bars"].items():
         print(f"  {k}: {'MET' if b['met'] else 'NOT met'} {json.dumps({kk: vv for kk, vv in b.items() if kk != 'met'})}")
-    print(f"\nContinual Fine-tune-CoT (ft_cot test accuracy %): " +
-          "; ".join(f"{t}: from CoT-tuned {r['from_cot_tuned']:.2f}, from base {r['from_base']:.2f}"
-                    for t, r in s["continual"].items()))
+    for key in sorted(k for k in s if k.startswith("continual")):
+        print(f"\n{key}: Fine-tune-CoT test accuracy %: " +
+              "; ".join(f"{t}: from CoT-tuned {r['from_cot_tuned']:.2f}, from base {r['from_base']:.2f}"
+                        for t, r in s[key].items()))
     print(f"\nUnseen BIG-bench tasks, accuracy % ({s['setup']['student']}, {s['setup']['layers']} layers; "
           f"minutes: {s['minutes']})")
     cols = [(st, k) for st in TUNED for k in keys]

@@ -8,6 +8,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist (`-n`), each worker gets its share of the cores for torch, and so do the
+    CLI and bench processes the tests start (they inherit OMP_NUM_THREADS): N workers each
+    running torch on every core would oversubscribe the CPU and run slower than one worker."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+_share_the_cores_between_workers()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """No test reads or writes the user's real caches."""

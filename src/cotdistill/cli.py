@@ -24,11 +24,17 @@ from .checks import STAGES
 from .errors import CotDistillError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
-console = Console(stderr=True)
-# Piped to a file or another program, rich would cut tables at 80 columns; give them room instead
-# (COLUMNS, when set, still wins). Results print file paths and model text, never markup.
-out_console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200, markup=False,
-                      highlight=False)
+
+
+def _width(stream) -> int | None:
+    """Piped to a file or another program, rich would fold tables and log lines at 80 columns, so
+    a logged checkpoint path breaks in two; give them room instead (COLUMNS, when set, still wins)."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 200
+
+
+console = Console(stderr=True, width=_width(sys.stderr))
+# Results print file paths and model text, never markup.
+out_console = Console(width=_width(sys.stdout), markup=False, highlight=False)
 
 SetOpt = typer.Option(None, "--set", "-s", help="override a config value: --set train.max_steps=500 (repeatable)")
 ConfigArg = typer.Argument(..., metavar="CONFIG", help="run config (YAML); see docs/config.md", show_default=False)

@@ -13,11 +13,12 @@ from typing import Callable, Iterator, Protocol
 
 from . import __version__
 from .config import RunConfig, dump_config
-from .errors import ConfigError, DataError
+from .errors import ConfigError, CotDistillError, DataError
 from .io import ordinary_modes, read_jsonl_list, write_json, write_jsonl
 from .tasks.schema import Example
 
 log = logging.getLogger(__name__)
+EVAL_STAMP = "evaluation.json"  # beside predictions.jsonl: what a finished evaluation was made from
 
 
 class Reporter(Protocol):
@@ -255,7 +256,11 @@ class Run:
         return tok
 
     # -- stage 5: evaluation ---------------------------------------------------------------------
-    def evaluate(self, method_name: str, test: list[Example], model_dir: str | Path | None = None) -> tuple[list[dict], dict]:
+    def evaluate(self, method_name: str, test: list[Example], model_dir: str | Path | None = None, *,
+                 reuse: bool = False) -> tuple[list[dict], dict]:
+        """Predictions and metrics of one method on `test`. With `reuse` (a rerun of `run`), an
+        evaluation already finished with the same model files, test questions and settings is read
+        back instead of generated again; `cotdistill evaluate` always generates."""
         from .evaluate import predict, summarize
 
         method = self.cfg.method(method_name)
@@ -266,15 +271,46 @@ class Run:
         if not model_dir.exists():
             raise DataError(f"{method_name!r} is not trained yet ({model_dir} does not exist): train it first with "
                             f"`cotdistill train CONFIG --method {method_name}` (or `cotdistill run CONFIG`)")
+        stamp = self._evaluation_stamp(method_name, test, model_dir)
+        if reuse and (done := _evaluated_before(mdir, stamp)):
+            log.info("evaluation of %s already finished with this model, these %d questions and these settings: "
+                     "reusing %s (`cotdistill evaluate` generates again)", method_name, len(test),
+                     mdir / "predictions.jsonl")
+            return done
+        (mdir / EVAL_STAMP).unlink(missing_ok=True)  # predictions being replaced are never taken as finished
         model, tok, seq2seq = self.load_trained(model_dir)
         method.load_extras(model_dir, model)
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
-            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=self.eval_max_new_tokens(method_name),
+            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=stamp["max_new_tokens"],
                             batch_size=self.cfg.eval.batch_size, progress=adv)
         metrics = {**summarize(preds), **method.metrics(preds)}
         write_jsonl(mdir / "predictions.jsonl", preds)
         write_json(mdir / "metrics.json", metrics)
+        write_json(mdir / EVAL_STAMP, stamp)  # last: only a complete evaluation carries a stamp
         return preds, metrics
+
+    def _evaluation_stamp(self, method_name: str, test: list[Example], model_dir: Path) -> dict:
+        """What an evaluation's predictions depend on: the model's files, the test questions, and
+        the evaluation and method settings. The files are hashed by content, not by time: a rerun
+        saves an unchanged model again, and a retrained one differs in its bytes."""
+        import hashlib
+        import json
+
+        def digest(obj) -> str:
+            return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+        def file_digest(path: Path) -> str:  # ~1 GB/s: a fraction of a second next to any evaluation
+            h = hashlib.blake2b()
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            return h.hexdigest()[:16]
+
+        files = sorted((str(p.relative_to(model_dir)), file_digest(p)) for p in model_dir.rglob("*") if p.is_file())
+        return {"model": str(model_dir.resolve()), "model_files": digest(files),
+                "test": digest([e.model_dump(mode="json") for e in test]), "n_test": len(test),
+                "eval": self.cfg.eval.model_dump(mode="json"), "max_new_tokens": self.eval_max_new_tokens(method_name),
+                "method_options": self.cfg.method_options.get(method_name, {}), "version": __version__}
 
     def load_trained(self, model_dir: str | Path):
         """A trained student from its folder, on the GPU when there is one (where the Trainer ran)."""
@@ -313,7 +349,7 @@ class Run:
         """Stages 4-5 for one method; they touch only OUT/METHOD, so methods may run in parallel
         processes over one prepared run folder. Returns (summary row, predictions)."""
         info = self.train(method_name, train, curated)
-        preds, metrics = self.evaluate(method_name, test)
+        preds, metrics = self.evaluate(method_name, test, reuse=True)
         return {**metrics, "train_pairs": info["train_pairs"], "steps": info["steps"], "best_step": info["best_step"]}, preds
 
     def finish(self, rows: dict[str, dict], preds: dict[str, list[dict]], n_train: int, n_test: int) -> dict:
@@ -356,7 +392,7 @@ class Run:
         for m in self.cfg.methods:
             info = self.train(m, train, curated)
             if dist.is_main():
-                preds[m], metrics = self.evaluate(m, test)
+                preds[m], metrics = self.evaluate(m, test, reuse=True)
                 rows[m] = {**metrics, "train_pairs": info["train_pairs"], "steps": info["steps"],
                            "best_step": info["best_step"]}
             dist.barrier()
@@ -377,6 +413,19 @@ def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Ex
     random.Random(seed).shuffle(ids)
     held_ids = set(ids[:int(round(len(ids) * fraction))])
     return [e for e in examples if base(e) not in held_ids], [e for e in examples if base(e) in held_ids]
+
+
+def _evaluated_before(mdir: Path, stamp: dict) -> tuple[list[dict], dict] | None:
+    """(predictions, metrics) of a finished evaluation with the same stamp, else None."""
+    files = [mdir / EVAL_STAMP, mdir / "predictions.jsonl", mdir / "metrics.json"]
+    if not all(f.exists() for f in files):
+        return None
+    try:
+        if _read_json(files[0]) != stamp:
+            return None
+        return read_jsonl_list(files[1]), _read_json(files[2])
+    except (OSError, ValueError, CotDistillError):  # unreadable: evaluate again rather than fail the rerun
+        return None
 
 
 def _trained_before(mdir: Path, tcfg) -> dict | None:

@@ -13,7 +13,7 @@ options. With a teacher that writes rationales (e.g. `teacher.prompt: answer_giv
 OpenAI-compatible server), `adapt_method: cot_tuning` adapts on rationales instead.
 
 Every run lands under `out/TASK/k{K}/`, a normal run folder (resumable; reruns reuse finished
-training), and `out/unseen_summary.json` / `out/unseen_report.md` hold the table.
+training and evaluations), and `out/unseen_summary.json` / `out/unseen_report.md` hold the table.
 """
 from __future__ import annotations
 

@@ -72,6 +72,42 @@ def test_rerun_reuses_cache_and_resumes_training(tmp_path):
     assert min(steps) <= 15 and max(steps) == 45  # the log keeps the steps before the resume
 
 
+def test_a_rerun_reuses_a_finished_evaluation_until_its_model_questions_or_settings_change(tmp_path, caplog):
+    over = [f"out={tmp_path}", *TINY, "methods=[ft_cot]", "train.keep_checkpoints=false", "train.max_steps=10",
+            "train.eval_every=5", "eval.max_new_tokens=40"]
+    mdir = tmp_path / "ft_cot"
+
+    def rerun(*extra) -> bool:
+        """Reruns; True when the evaluation was read back rather than generated."""
+        caplog.clear()
+        with caplog.at_level("INFO", logger="cotdistill.pipeline"):
+            Run(load_config(None, [*over, *extra])).run_all()
+        return "evaluation of ft_cot already finished" in caplog.text
+
+    Run(load_config(None, over)).run_all()
+    preds = (mdir / "predictions.jsonl").read_text()  # each row carries its generation seconds
+    assert rerun() and (mdir / "predictions.jsonl").read_text() == preds
+    assert json.loads((tmp_path / "summary.json").read_text())["methods"]["ft_cot"]["n"] == 40
+    assert not rerun("eval.max_new_tokens=20")  # another setting: generated again, and shorter
+    assert all(p["generated_tokens"] <= 20 for p in map(json.loads, (mdir / "predictions.jsonl").read_text().splitlines()))
+    assert rerun("eval.max_new_tokens=20")
+    cfg = mdir / "model" / "config.json"
+    cfg.write_text(cfg.read_text() + "\n")  # the model's files changed (same size would do too: content is hashed)
+    assert not rerun("eval.max_new_tokens=20")
+    (mdir / "evaluation.json").write_text("{")  # a damaged stamp: evaluate again, do not fail
+    assert not rerun("eval.max_new_tokens=20")
+    assert rerun("eval.max_new_tokens=20")
+    run = Run(load_config(None, [*over, "eval.max_new_tokens=20"]))
+    test = run.data()[1]
+    assert len(run.evaluate("ft_cot", test[:30], reuse=True)[0]) == 30  # other questions: generated
+    assert len(run.evaluate("ft_cot", test, reuse=True)[0]) == 40
+    before = (mdir / "predictions.jsonl").read_text()
+    assert run.evaluate("ft_cot", test, reuse=True)[0] == [json.loads(l) for l in before.splitlines()]
+    # `cotdistill evaluate` (Run.evaluate without reuse) always generates
+    run.evaluate("ft_cot", test)
+    assert (mdir / "predictions.jsonl").read_text() != before
+
+
 def test_dropped_checkpoints_a_rerun_reuses_the_model_and_a_larger_budget_retrains(tmp_path, caplog):
     over = [f"out={tmp_path}", *TINY, "methods=[ft_cot]", "train.keep_checkpoints=false"]
     Run(load_config(None, over)).run_all()
