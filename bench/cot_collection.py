@@ -116,6 +116,14 @@ def continual(args) -> dict:
     return res
 
 
+def continual_parts(old: dict, key: str, new: dict) -> dict:
+    """The continual parts of the summary after this run: what it did not redo (another budget,
+    tasks left out of --continual) is kept from the previous summary `old`, so a rerun for one
+    task does not erase the others' figures."""
+    parts = {k: v for k, v in old.items() if k.startswith("continual") and k != key}
+    return {**parts, key: {**old.get(key, {}), **new}}
+
+
 def bars(u: dict, c: dict, key: str = "continual") -> dict:
     out = {}
     for k in [s for s in ("zero_shot", "k64") if s in u["cot_tuned"]]:
@@ -166,17 +174,15 @@ def main(argv=None) -> int:
     t2 = time.time()
     c, key = continual(args), continual_key(args)
     minutes[key] = round((time.time() - t2) / 60, 1)
-    # Parts this run did not redo (another continual budget, tasks left out of --continual) stay
-    # in the summary: a rerun for one task must not erase the others' figures.
     old = json.loads((args.out / "summary.json").read_text()) if (args.out / "summary.json").exists() else {}
-    others = {k: v for k, v in old.items() if k.startswith("continual") and k != key}
-    c = {**old.get(key, {}), **c}
-    all_bars = bars(u, c, key)
-    for k, v in others.items():
-        all_bars.update(bars({"cot_tuned": {}}, v, k))
+    parts = continual_parts(old if old.get("setup", {}).get("quick") == args.quick else {}, key, c)
+    all_bars = bars(u, parts[key], key)
+    for k, v in parts.items():
+        if k != key:
+            all_bars.update(bars({"cot_tuned": {}}, v, k))
     summary = {"unseen": {k: ({kk: vv for kk, vv in v.items() if kk != "setup"} if isinstance(v, dict) else v)
                           for k, v in u.items()},
-               key: c, **others, "mixture": mix, "bars": all_bars, "minutes": {**old.get("minutes", {}), **minutes},
+               **parts, "mixture": mix, "bars": all_bars, "minutes": {**old.get("minutes", {}), **minutes},
                "setup": {"student": args.student, "layers": args.layers, "cap": args.cap, "steps": args.steps,
                          "tasks": args.tasks, "shots": args.shots, "n_eval": args.n_eval,
                          "adapt_epochs": args.adapt_epochs, "quick": args.quick}}
