@@ -181,7 +181,8 @@ def train(config: Path = ConfigArg, method: Optional[str] = typer.Option(None, h
 def evaluate(config: Path = ConfigArg, method: Optional[str] = typer.Option(None), model: Optional[Path] = typer.Option(
         None, help="a saved student folder (default: OUT/METHOD/model)"), explain: bool = ExplainOpt,
         set_: Optional[List[str]] = SetOpt):
-    """Evaluate trained students on the test split; write predictions.jsonl and metrics.json."""
+    """Evaluate trained students on the test split; write predictions.jsonl and metrics.json.
+    Always generates anew (`run` reuses an evaluation whose model, questions and settings are unchanged)."""
     run = _run(config, _explain(set_, explain), ("data", "evaluate"))
     _, te = run.data()
     for m in [method] if method else run.cfg.methods:
