@@ -83,7 +83,7 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
                 model_dir = run.out / adapt_method / "model"
             else:
                 model_dir = Path(student)
-            _, metrics = run.evaluate(method, test, model_dir)
+            _, metrics = run.evaluate(method, test, model_dir, reuse=True)
             key = "zero_shot" if k == 0 else f"k{k}"
             row[key], row[f"{key}_correct"] = metrics["accuracy"], metrics["correct"]
             row.setdefault("chance", chance(test))

@@ -86,6 +86,13 @@ def test_unseen_zero_and_k_shot_on_the_same_questions(tmp_path, student):
     report = (tmp_path / "unseen/unseen_report.md").read_text()
     assert "| **average** |" in report and "| parity | 20 | 50.0 |" in report
     assert json.loads((tmp_path / "unseen/unseen_summary.json").read_text())["k8"] == s["k8"]
+    # a rerun reuses the finished adaptations and evaluations: the same predictions, byte for byte
+    # (each row carries its generation seconds)
+    preds = (tmp_path / "unseen/parity/k0/cot_tuning/predictions.jsonl").read_text()
+    again = evaluate_unseen(str(student), tasks, tmp_path / "unseen", shots=[0, 4, 8], n_eval=20,
+                            overrides=["train.max_steps=2", "train.batch_size=4", "eval.max_new_tokens=8"])
+    assert (tmp_path / "unseen/parity/k0/cot_tuning/predictions.jsonl").read_text() == preds
+    assert {k: v for k, v in again.items() if k != "setup"} == {k: v for k, v in s.items() if k != "setup"}
 
 
 def test_unseen_bad_input(tmp_path, student):
