@@ -124,15 +124,17 @@ def continual_parts(old: dict, key: str, new: dict) -> dict:
     return {**parts, key: {**old.get(key, {}), **new}}
 
 
-def bars(u: dict, c: dict, key: str = "continual") -> dict:
+def bars(u: dict, parts: dict) -> dict:
+    """The issue's bars: the unseen average (zero-shot, k = 64) and every continual part's tasks."""
     out = {}
     for k in [s for s in ("zero_shot", "k64") if s in u["cot_tuned"]]:
         ct, dt = u["cot_tuned"], u["direct_tuned"]
         out[f"unseen_{k}_cot_tuned_above_direct_beyond_ci"] = {
             "cot_tuned": ct[k], "direct_tuned": dt[k], "cot_ci95": ct["ci95"][k], "direct_ci95": dt["ci95"][k],
             "met": ct["ci95"][k][0] > dt["ci95"][k][1]}
-    for task, r in c.items():
-        out[f"{key}_{task}"] = {**r, "met": r["from_cot_tuned"] > r["from_base"]}
+    for key, c in parts.items():
+        for task, r in c.items():
+            out[f"{key}_{task}"] = {**r, "met": r["from_cot_tuned"] > r["from_base"]}
     return out
 
 
@@ -176,13 +178,9 @@ def main(argv=None) -> int:
     minutes[key] = round((time.time() - t2) / 60, 1)
     old = json.loads((args.out / "summary.json").read_text()) if (args.out / "summary.json").exists() else {}
     parts = continual_parts(old if old.get("setup", {}).get("quick") == args.quick else {}, key, c)
-    all_bars = bars(u, parts[key], key)
-    for k, v in parts.items():
-        if k != key:
-            all_bars.update(bars({"cot_tuned": {}}, v, k))
     summary = {"unseen": {k: ({kk: vv for kk, vv in v.items() if kk != "setup"} if isinstance(v, dict) else v)
                           for k, v in u.items()},
-               **parts, "mixture": mix, "bars": all_bars, "minutes": {**old.get("minutes", {}), **minutes},
+               **parts, "mixture": mix, "bars": bars(u, parts), "minutes": {**old.get("minutes", {}), **minutes},
                "setup": {"student": args.student, "layers": args.layers, "cap": args.cap, "steps": args.steps,
                          "tasks": args.tasks, "shots": args.shots, "n_eval": args.n_eval,
                          "adapt_epochs": args.adapt_epochs, "quick": args.quick}}

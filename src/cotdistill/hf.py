@@ -117,6 +117,12 @@ def max_positions(model) -> int | None:
     return min(limits) if limits else None
 
 
+def prompt_lengths(tok, prompts: Sequence[str], seq2seq: bool) -> list[int]:
+    """Each prompt's length in tokens as `generate` feeds it (a seq2seq prompt carries its special
+    tokens), for checks against `input_limit`."""
+    return [len(tok(p, add_special_tokens=seq2seq, verbose=False)["input_ids"]) for p in prompts]
+
+
 def input_limit(model, tok) -> int | None:
     """The longest prompt the student can read: its tokenizer's limit or its position embeddings'."""
     limits = [n for n in (getattr(tok, "model_max_length", None), max_positions(model))
@@ -197,7 +203,7 @@ def generate(
     model.eval()
     device = next(model.parameters()).device
     tok.padding_side = "right" if seq2seq else "left"
-    lengths = [len(tok(p, add_special_tokens=seq2seq)["input_ids"]) for p in prompts]
+    lengths = prompt_lengths(tok, prompts, seq2seq)
     limit = max_input_tokens or getattr(tok, "model_max_length", None)
     if limit and limit < 1e9 and max(lengths, default=0) > limit:
         worst = max(range(len(prompts)), key=lengths.__getitem__)

@@ -20,7 +20,7 @@ def test_a_longer_continual_budget_lands_beside_the_default_one():
     old = {"continual": {"coin_flip": row(54.67, 54.67), "last_letter_concatenation": row(0, 0)}, "unseen": {}}
     parts = cc.continual_parts(old, "continual_20ep", {"coin_flip": row(60.0, 55.0)})
     assert parts == {"continual": old["continual"], "continual_20ep": {"coin_flip": row(60.0, 55.0)}}
-    b = cc.bars({"cot_tuned": {}}, parts["continual_20ep"], "continual_20ep")
+    b = cc.bars({"cot_tuned": {}}, parts)
     assert b["continual_20ep_coin_flip"]["met"] is True
 
 

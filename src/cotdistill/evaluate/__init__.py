@@ -64,8 +64,8 @@ def overlong(method: Method, tok, seq2seq: bool, examples: list[Example], limit:
     the whole evaluation: a BIG-bench story may be longer than a BERT student's 512 positions."""
     if limit is None or method.student_kind != "generative":
         return set()
-    return {i for i, e in enumerate(examples)
-            if len(tok(method.source(e, seq2seq), add_special_tokens=seq2seq, verbose=False)["input_ids"]) > limit}
+    lengths = hf.prompt_lengths(tok, [method.source(e, seq2seq) for e in examples], seq2seq)
+    return {i for i, n in enumerate(lengths) if n > limit}
 
 
 def _unread() -> Output:

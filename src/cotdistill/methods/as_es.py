@@ -120,7 +120,7 @@ class _Segmented(Method):
             for kind, idx in groups.items():
                 prompts = [self.context(examples[i], [t for _, t in done[i]], seq2seq) for i in idx]
                 if limit:  # the context grows each step: one that no longer fits stops, unanswered
-                    fits = [len(tok(p, add_special_tokens=seq2seq, verbose=False)["input_ids"]) <= limit for p in prompts]
+                    fits = [n <= limit for n in hf.prompt_lengths(tok, prompts, seq2seq)]
                     for i, ok in zip(idx, fits):
                         full[i] = not ok
                     idx, prompts = [i for i, ok in zip(idx, fits) if ok], [p for p, ok in zip(prompts, fits) if ok]
