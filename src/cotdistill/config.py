@@ -192,6 +192,9 @@ class TrainConfig(_Strict):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     warmup_steps: int = Field(100, ge=0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", description="learning rate after warm-up: constant, or decaying to 0 at the last step (linear, "
+        "cosine); constant keeps a shorter run a prefix of a longer one, so validation can pick among them")
     weight_decay: float = Field(0.0, ge=0)
     new_parts_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for the parts a warm-started "
                                       "student adds new (pretrained:minilm-seq2seq's cross-attention and head transform)")

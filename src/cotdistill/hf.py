@@ -158,6 +158,9 @@ def respeller(tok, markers: Sequence[str]) -> Callable[[str], str]:
     return fix
 
 
+TOO_LONG = "too_long"  # finish_reason of a prompt longer than the student's input limit: never generated
+
+
 @dataclass
 class Generated:
     text: str
@@ -195,26 +198,33 @@ def _truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 def generate(
     model, tok, prompts: Sequence[str], *, seq2seq: bool, max_new_tokens: int = 128, temperature: float = 0.0,
     seed: int | None = 0, batch_size: int = 64, stop: Sequence[str] = (), max_input_tokens: int | None = None,
-    markers: Sequence[str] = (), progress: Callable[[int], None] | None = None,
+    markers: Sequence[str] = (), progress: Callable[[int], None] | None = None, too_long: str = "raise",
 ) -> list[Generated]:
     """Greedy (temperature 0) or sampled generation with the KV cache, batched by prompt length.
     `stop` strings and `markers` (e.g. a separator the caller parses) read back as written even
-    where the tokenizer spaces them out on decoding."""
+    where the tokenizer spaces them out on decoding. A prompt over the input limit raises, or with
+    `too_long="mark"` is not generated and comes back empty with finish_reason TOO_LONG."""
+    if too_long not in ("raise", "mark"):
+        raise ValueError(f"too_long must be 'raise' or 'mark', not {too_long!r}")
     model.eval()
     device = next(model.parameters()).device
     tok.padding_side = "right" if seq2seq else "left"
     lengths = prompt_lengths(tok, prompts, seq2seq)
     limit = max_input_tokens or getattr(tok, "model_max_length", None)
-    if limit and limit < 1e9 and max(lengths, default=0) > limit:
-        worst = max(range(len(prompts)), key=lengths.__getitem__)
+    over = {i for i, n in enumerate(lengths) if limit and limit < 1e9 and n > limit}
+    if over and too_long == "raise":
+        worst = max(over, key=lengths.__getitem__)
         raise ModelError(
             f"prompt {worst} has {lengths[worst]} tokens, over the model's input limit of {limit}: "
             f"shorten it or raise the limit ({prompts[worst][:60]!r}...)"
         )
     fix = respeller(tok, [*stop, *markers])
-    order = sorted(range(len(prompts)), key=lengths.__getitem__)
-    out: list[Generated | None] = [None] * len(prompts)
+    order = sorted((i for i in range(len(prompts)) if i not in over), key=lengths.__getitem__)
+    out: list[Generated | None] = [Generated("", TOO_LONG, lengths[i], 0, 0.0) if i in over else None
+                                   for i in range(len(prompts))]
     eos = tok.eos_token_id
+    if over and progress:
+        progress(len(over))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=seq2seq).to(device)

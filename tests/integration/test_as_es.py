@@ -108,9 +108,10 @@ def test_a_context_that_outgrows_the_input_limit_stops_that_question_only(monkey
     short = Example(id="s", question="Ann has 2 pens. How many?", answer="2", kind="number")
     wordy = Example(id="w", question="Bob has 3 cups and 4 more cups. How many?", answer="7", kind="number")
 
-    def fake_generate(model, tok, prompts, **kw):
-        assert all(len(tok(p)["input_ids"]) <= 12 for p in prompts)
-        return [hf.Generated("--> 2" if p.startswith("Ann") and "ES:" not in p and "pens." in p.split("###")[-1]
+    def fake_generate(model, tok, prompts, **kw):  # hf.generate's contract: over the limit -> marked, not generated
+        assert kw["too_long"] == "mark" and kw["max_input_tokens"] == 12
+        return [hf.Generated("", hf.TOO_LONG, 15, 0, 0.0) if len(tok(p)["input_ids"]) > 12 else
+                hf.Generated("--> 2" if p.startswith("Ann") and "ES:" not in p and "pens." in p.split("###")[-1]
                              else "ES: pens are pens.", "stop", 5, 4, 0.0) for p in prompts]
 
     monkeypatch.setattr(hf, "generate", fake_generate)

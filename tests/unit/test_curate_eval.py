@@ -87,3 +87,22 @@ def test_questions_over_the_input_limit_are_counted_and_scored_wrong(caplog):
     assert "1 of 2 questions are longer than the student's input limit (40 tokens)" in caplog.text
     s = summarize(recs)
     assert s["too_long"] == 1 and s["no_answer"] >= 1 and s["n"] == 2
+
+
+def test_generate_raises_on_a_prompt_over_the_limit_or_marks_it_and_answers_the_rest():
+    from cotdistill import hf
+    from cotdistill.errors import ModelError
+    from cotdistill.students.presets import build_preset
+
+    model, tok, seq2seq = build_preset("tiny")
+    prompts = ["2 + 3?", "A very long story. " * 5, "4 + 4?"]
+    with pytest.raises(ModelError, match="prompt 1 has 95 tokens, over the model's input limit of 40"):
+        hf.generate(model, tok, prompts, seq2seq=seq2seq, max_new_tokens=3, max_input_tokens=40)
+    seen = []
+    gens = hf.generate(model, tok, prompts, seq2seq=seq2seq, max_new_tokens=3, max_input_tokens=40,
+                       too_long="mark", progress=seen.append)
+    assert [g.finish_reason == hf.TOO_LONG for g in gens] == [False, True, False]
+    assert gens[1].text == "" and gens[1].completion_tokens == 0 and gens[1].prompt_tokens == 95
+    assert gens[0].completion_tokens > 0 and gens[2].completion_tokens > 0 and sum(seen) == 3
+    with pytest.raises(ValueError, match="too_long must be"):
+        hf.generate(model, tok, prompts, seq2seq=seq2seq, too_long="skip")

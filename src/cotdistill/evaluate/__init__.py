@@ -13,7 +13,7 @@ from ..tasks.mixture import TAG
 from ..tasks.schema import Example
 
 log = logging.getLogger(__name__)
-TOO_LONG = "too_long"  # finish_reason of a question longer than the student's input limit
+TOO_LONG = hf.TOO_LONG
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -119,19 +119,16 @@ class _Segmented(Method):
             groups = {kind: [i for i in active if turn[i] == kind] for kind in sorted({turn[i] for i in active})}
             for kind, idx in groups.items():
                 prompts = [self.context(examples[i], [t for _, t in done[i]], seq2seq) for i in idx]
-                if limit:  # the context grows each step: one that no longer fits stops, unanswered
-                    fits = [n <= limit for n in hf.prompt_lengths(tok, prompts, seq2seq)]
-                    for i, ok in zip(idx, fits):
-                        full[i] = not ok
-                    idx, prompts = [i for i, ok in zip(idx, fits) if ok], [p for p, ok in zip(prompts, fits) if ok]
-                    if not idx:
-                        continue
                 t0 = time.perf_counter()
+                # The context grows each step: one that no longer fits comes back too_long and stops, unanswered.
                 gens = hf.generate(self.student_for(kind, model), tok, prompts, seq2seq=seq2seq,
                                    max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
-                                   markers=(SEP,))
-                per = (time.perf_counter() - t0) / max(1, len(idx))
+                                   markers=(SEP,), max_input_tokens=limit, too_long="mark")
+                per = (time.perf_counter() - t0) / max(1, sum(g.finish_reason != hf.TOO_LONG for g in gens))
                 for i, g in zip(idx, gens):
+                    if g.finish_reason == hf.TOO_LONG:
+                        full[i] = True
+                        continue
                     steps[i] += 1
                     tokens[i] += g.completion_tokens
                     prompt_tokens[i] = g.prompt_tokens

@@ -185,7 +185,7 @@ def train_student(
     args = (Seq2SeqTrainingArguments if seq2seq else TrainingArguments)(
         output_dir=str(out_dir / "checkpoints"), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size * 2, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
-        lr_scheduler_type="constant_with_warmup", weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
+        lr_scheduler_type=_SCHEDULES[cfg.lr_schedule], weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         eval_strategy="steps" if has_val else "no", eval_steps=every, save_strategy="steps", save_steps=every,
         save_total_limit=2, load_best_model_at_end=has_val, metric_for_best_model="eval_loss",
         greater_is_better=False, logging_steps=max(1, every // 5), report_to=[], disable_tqdm=True,
@@ -221,6 +221,10 @@ def train_student(
             raise DataError(f"training diverged: loss {h['loss']} at step {h['step']}; lower train.learning_rate")
     return TrainResult(trainer.state.global_step, len(train_feats), len(val_feats), skipped, best, best_step,
                        longest, history, per_example)
+
+
+# train.lr_schedule -> the transformers scheduler (each warms up for warmup_steps first).
+_SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
 
 def _bf16(cfg) -> bool:
