@@ -155,7 +155,8 @@ class Run:
                        "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
                        "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing", "bf16", "compile",
                                                                                    "keep_checkpoints"}
-                                                          | ({"group_by_length"} if self.cfg.train.group_by_length is None else set())),
+                                                          | ({"group_by_length"} if self.cfg.train.group_by_length is None else set())
+                                                          | ({"lr_schedule"} if self.cfg.train.lr_schedule == "constant" else set())),
                        "method_options": method.training_options()}
         if not self.cfg.train.resume:
             shutil.rmtree(mdir / "checkpoints", ignore_errors=True)

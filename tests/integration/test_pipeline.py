@@ -219,6 +219,10 @@ def test_run_folder_refuses_a_different_config(tmp_path):
     with pytest.raises(ConfigError, match="different training setup"):
         Run(load_config(None, [*over, "train.learning_rate=0.01"])).run_all()
     Run(load_config(None, [*over, "train.learning_rate=0.01", "train.resume=false"])).run_all()  # retrains
+    stamp = tmp_path / "direct" / "train_fingerprint.json"
+    assert "lr_schedule" not in json.loads(stamp.read_text())["train"]  # a folder from before the setting resumes
+    with pytest.raises(ConfigError, match="different training setup"):
+        Run(load_config(None, [*over, "train.learning_rate=0.01", "train.lr_schedule=linear"])).run_all()
 
 
 def test_demo_command_smoke(tmp_path):
