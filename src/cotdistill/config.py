@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from .errors import ConfigError
 from .tasks.schema import AnswerKind
@@ -393,6 +393,14 @@ def validate_config(data: dict, where: str = "config", given: dict[str, str] | N
         raise ConfigError(f"{len(lines)} problem(s) in config:\n" + "\n".join(lines)) from None
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def config_defaults(section: BaseModel) -> dict:
+    """The JSON defaults of a config section's optional fields: what a stamp written before a
+    setting existed implies for it."""
+    to_json = TypeAdapter(Any)
+    return {name: to_json.dump_python(f.get_default(call_default_factory=True), mode="json")
+            for name, f in type(section).model_fields.items() if not f.is_required()}
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from . import __version__
-from .config import RunConfig, dump_config
+from .config import RunConfig, config_defaults, dump_config
 from .errors import ConfigError, CotDistillError, DataError
 from .io import ordinary_modes, read_jsonl_list, write_json, write_jsonl
 from .tasks.schema import Example
@@ -58,8 +58,7 @@ class Run:
         tr, te = self.out / "data/train.jsonl", self.out / "data/test.jsonl"
         stamp = self.out / "data/task.json"
         if tr.exists() and te.exists():
-            _check_same(stamp, self.cfg.task.model_dump(mode="json"), "task",
-                        defaults={k: f.default for k, f in type(self.cfg.task).model_fields.items()})
+            _check_same(stamp, self.cfg.task.model_dump(mode="json"), "task", defaults=config_defaults(self.cfg.task))
             return self._read_examples(tr), self._read_examples(te)
         train, test = load_task(self.cfg.task)
         write_jsonl(te, [e.model_dump(mode="json") for e in test])
@@ -138,30 +137,32 @@ class Run:
     def split_val(self, train: list[Example]) -> tuple[list[Example], list[Example]]:
         return _split(train, self.cfg.train.val_fraction, self.cfg.train.seed)
 
+    def check_training_setup(self, method_name: str) -> None:
+        """Checkpoints only resume a run of the same student, data and hyper-parameters (the step
+        budget may grow): stamps METHOD/train_fingerprint.json, or refuses a folder stamped otherwise."""
+        # Packing is exact and never enters; a stamp written before a setting existed is read with
+        # that setting's default, so such folders still resume.
+        cfg = self.cfg
+        fingerprint = {
+            "student": cfg.student.model_dump(mode="json", exclude=set() if cfg.student.tokenizer == "bpe" else {"vocab_size"}),
+            "curate": cfg.curate.model_dump(mode="json"),
+            "teacher": cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
+            "train": cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing",
+                                                                "bf16", "compile", "keep_checkpoints"}),
+            "method_options": cfg.method(method_name).training_options()}
+        _check_same(self.out / method_name / "train_fingerprint.json", fingerprint, "training setup",
+                    defaults={k: config_defaults(getattr(cfg, k)) for k in ("student", "curate", "teacher", "train")})
+
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
         from .students import load_student
         from .students.train import LOG_FILE, train_student
 
         method = self.cfg.method(method_name)
         mdir = self.out / method_name
-        # Checkpoints only resume a run of the same student, data and hyper-parameters; the step
-        # budget may grow.
-        # Settings added later enter only when set, so folders written before them still resume;
-        # packing is exact and never enters.
-        student_fp = self.cfg.student.model_dump(mode="json", exclude=(set() if self.cfg.student.tokenizer == "bpe"
-                                                 else {"tokenizer", "vocab_size"})
-                                                 | (set() if self.cfg.student.lora else {"lora"}))
-        fingerprint = {"student": student_fp, "curate": self.cfg.curate.model_dump(mode="json"),
-                       "teacher": self.cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
-                       "train": self.cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing", "bf16", "compile",
-                                                                                   "keep_checkpoints"}
-                                                          | ({"group_by_length"} if self.cfg.train.group_by_length is None else set())
-                                                          | ({"lr_schedule"} if self.cfg.train.lr_schedule == "constant" else set())),
-                       "method_options": method.training_options()}
         if not self.cfg.train.resume:
             shutil.rmtree(mdir / "checkpoints", ignore_errors=True)
             (mdir / "train_fingerprint.json").unlink(missing_ok=True)
-        _check_same(mdir / "train_fingerprint.json", fingerprint, "training setup")
+        self.check_training_setup(method_name)
         model, tok, seq2seq = load_student(self.cfg.student.model, self.cfg.student.trust_remote_code,
                                            seed=self.cfg.train.seed, layers=self.cfg.student.layers,
                                            tokenizer=self.student_tokenizer(train, curated))
@@ -450,12 +451,11 @@ def _trained_before(mdir: Path, tcfg) -> dict | None:
 
 def _check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None) -> None:
     """A run folder holds one experiment: refuse to mix artifacts made under another config. A key
-    the stamp lacks (a setting added since it was written) matches its default."""
+    the stamp lacks (a setting added since it was written) matches its default, at any depth."""
     import json
 
     if stamp.exists():
-        before = json.loads(stamp.read_text())
-        before = {**{k: v for k, v in (defaults or {}).items() if k in current and k not in before}, **before}
+        before = _with_defaults(json.loads(stamp.read_text()), current, defaults or {})
         if before != current:
             diff = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
             raise ConfigError(
@@ -464,6 +464,19 @@ def _check_same(stamp: Path, current: dict, what: str, defaults: dict | None = N
             )
     else:
         write_json(stamp, current)
+
+
+def _with_defaults(before: dict, current: dict, defaults: dict) -> dict:
+    """`before` with the keys it lacks, and `current` has, taken from `defaults` (nested alike)."""
+    out = dict(before)
+    for k, d in defaults.items():
+        if k not in current:
+            continue
+        if k not in out:
+            out[k] = d
+        elif isinstance(d, dict) and isinstance(out[k], dict) and isinstance(current[k], dict):
+            out[k] = _with_defaults(out[k], current[k], d)
+    return out
 
 
 def _uses_rationales(name: str) -> bool:

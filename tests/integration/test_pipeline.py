@@ -219,10 +219,17 @@ def test_run_folder_refuses_a_different_config(tmp_path):
     with pytest.raises(ConfigError, match="different training setup"):
         Run(load_config(None, [*over, "train.learning_rate=0.01"])).run_all()
     Run(load_config(None, [*over, "train.learning_rate=0.01", "train.resume=false"])).run_all()  # retrains
+    # A folder stamped before later settings existed resumes: a missing key reads as its default.
     stamp = tmp_path / "direct" / "train_fingerprint.json"
-    assert "lr_schedule" not in json.loads(stamp.read_text())["train"]  # a folder from before the setting resumes
-    with pytest.raises(ConfigError, match="different training setup"):
-        Run(load_config(None, [*over, "train.learning_rate=0.01", "train.lr_schedule=linear"])).run_all()
+    fp = json.loads(stamp.read_text())
+    for section, keys in {"train": ("lr_schedule", "group_by_length"), "student": ("tokenizer", "lora")}.items():
+        for k in keys:
+            del fp[section][k]
+    stamp.write_text(json.dumps(fp))
+    Run(load_config(None, [*over, "train.learning_rate=0.01"])).run_all()  # no "different training setup"
+    for change in ("train.lr_schedule=linear", "train.group_by_length=false", "student.lora={r: 4}"):
+        with pytest.raises(ConfigError, match="different training setup"):
+            Run(load_config(None, [*over, "train.learning_rate=0.01", change])).run_all()
 
 
 def test_demo_command_smoke(tmp_path):
