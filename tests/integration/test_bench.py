@@ -170,6 +170,19 @@ def test_as_es_bench_quick(tmp_path, shared_data):
     assert r.stdout.rstrip().splitlines()[-1].split()[:3] == ["scratch", "svamp_palm", "direct"]  # table last
 
 
+def test_as_es_bench_runs_a_subset_of_methods(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--out", str(tmp_path),
+                        "--sets", "word_problems", "--students", "scratch", "--methods", "as_es", "direct"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert {m for m in s["sets_scratch"]["word_problems"] if not m.startswith("_")} == {"as_es", "direct"}
+    assert set(s["kind_loss_scratch"]["word_problems"]) == {"as_es"}
+    bad = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--methods", "cott"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice: 'cott'" in bad.stderr
+
+
 def test_train_speed_quick(tmp_path):
     """All four trainers on the same pairs from the same initial weights; the summary has the
     promised shape, the trainers that see the same batches end at the same validation loss."""
