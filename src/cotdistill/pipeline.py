@@ -457,13 +457,25 @@ def _check_same(stamp: Path, current: dict, what: str, defaults: dict | None = N
     if stamp.exists():
         before = _with_defaults(json.loads(stamp.read_text()), current, defaults or {})
         if before != current:
-            diff = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
+            diff = _differences(before, current)
             raise ConfigError(
                 f"{stamp.parent} holds artifacts of a different {what} (differs in: {', '.join(diff)}); "
                 f"use a new `out` folder, delete this one, or set train.resume=false to retrain"
             )
     else:
         write_json(stamp, current)
+
+
+def _differences(before: dict, current: dict, prefix: str = "") -> list[str]:
+    """The dotted names of the settings that differ (train.lr_schedule, not just train)."""
+    out = []
+    for k in sorted(set(before) | set(current)):
+        a, b = before.get(k), current.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
 
 
 def _with_defaults(before: dict, current: dict, defaults: dict) -> dict:
