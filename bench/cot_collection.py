@@ -208,7 +208,7 @@ def print_table(s: dict) -> None:
         print(f"{t:40} {u['cot_tuned']['per_task'][t]['chance']:6.1f} " +
               " ".join(f"{u[st]['per_task'][t][k]:14.2f}" for st, k in cols))
     print(f"{'average':40} {u['chance']:6.1f} " + " ".join(f"{u[st][k]:14.2f}" for st, k in cols))
-    print(f"{'95% CI (pooled answers)':40} {'':6} " +
+    print(f"{'95% CI of the average':40} {'':6} " +
           " ".join(f"{u[st]['ci95'][k][0]:6.1f}-{u[st]['ci95'][k][1]:<7.1f}" for st, k in cols))
 
 if __name__ == "__main__":

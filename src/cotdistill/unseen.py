@@ -96,18 +96,28 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
 
 
 def _summarize(per_task: dict, shots, student, method, adapt_method, seed) -> dict:
-    from .evaluate import wilson_interval
-
     keys = ["zero_shot" if k == 0 else f"k{k}" for k in shots]
     mean = {k: round(sum(r[k] for r in per_task.values()) / len(per_task), 2) for k in keys}
     n = sum(r["n"] for r in per_task.values())
-    # 95% interval of the pooled answers (every task's questions together): with equal n per task the
-    # pooled accuracy is the average of the tasks'.
-    ci = {k: [round(100 * x, 2) for x in wilson_interval(sum(r[f"{k}_correct"] for r in per_task.values()), n)]
+    pooled = {k: round(100 * sum(r[f"{k}_correct"] for r in per_task.values()) / n, 2) for k in keys}
+    ci = {k: [round(100 * x, 2) for x in task_mean_interval([(r[f"{k}_correct"], r["n"]) for r in per_task.values()])]
           for k in keys}
     return {**mean, "chance": round(sum(r["chance"] for r in per_task.values()) / len(per_task), 2),
-            "ci95": ci, "questions": n, "per_task": per_task, "settings": keys,
+            "ci95": ci, "pooled": pooled, "questions": n, "per_task": per_task, "settings": keys,
             "setup": {"student": str(student), "method": method, "adapt_method": adapt_method, "seed": seed}}
+
+
+def task_mean_interval(counts: list[tuple[int, int]], z: float = 1.96) -> tuple[float, float]:
+    """95% interval of the unweighted mean of per-task accuracies ((correct, n) per task), the
+    BIG-Bench-Hard average. Tasks are independent samples, so the variances add, each divided by
+    the number of tasks squared; each task's variance uses the Agresti-Coull estimate (2 successes
+    and 2 failures added), so a task at 0% or 100% still counts. The pooled Wilson interval is only
+    right for this mean when every task has the same n."""
+    t = len(counts)
+    mean = sum(k / n for k, n in counts) / t
+    var = sum(((k + 2) / (n + 4)) * (1 - (k + 2) / (n + 4)) / (n + 4) for k, n in counts) / (t * t)
+    half = z * var ** 0.5
+    return max(0.0, mean - half), min(1.0, mean + half)
 
 
 def report(summary: dict) -> str:
@@ -120,7 +130,7 @@ def report(summary: dict) -> str:
     for name, r in sorted(summary["per_task"].items()):
         lines.append(f"| {name} | {r['n']} | {r['chance']:.1f} | " + " | ".join(f"{r[k]:.2f}" for k in keys) + " |")
     lines.append(f"| **average** | | {summary['chance']:.1f} | " + " | ".join(f"**{summary[k]:.2f}**" for k in keys) + " |")
-    lines.append(f"| 95% CI (pooled {summary['questions']} answers) | | | " +
+    lines.append(f"| 95% CI of the average ({summary['questions']} answers) | | | " +
                  " | ".join(f"{summary['ci95'][k][0]:.1f}-{summary['ci95'][k][1]:.1f}" for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
