@@ -252,6 +252,8 @@ def unseen(student: Path = typer.Option(..., help="a saved student folder, e.g. 
     for name, r in sorted(s["per_task"].items()):
         t.add_row(name, str(r["n"]), f"{r['chance']:.1f}", *(f"{r[k]:.2f}" for k in s["settings"]))
     t.add_row("average", "", f"{s['chance']:.1f}", *(f"{s[k]:.2f}" for k in s["settings"]))
+    t.add_row("95% CI of the average", str(s["questions"]), "",
+              *(f"{s['ci95'][k][0]:.1f}-{s['ci95'][k][1]:.1f}" for k in s["settings"]))
     out_console.print(t)
     out_console.print(f"report: {out / REPORT}")
 

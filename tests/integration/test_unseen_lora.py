@@ -1,5 +1,8 @@
 """LoRA students and unseen-task evaluation (zero-shot and k-shot adaptation on BIG-bench tasks)."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from safetensors.torch import load_file
@@ -93,6 +96,18 @@ def test_unseen_zero_and_k_shot_on_the_same_questions(tmp_path, student):
                             overrides=["train.max_steps=2", "train.batch_size=4", "eval.max_new_tokens=8"])
     assert (tmp_path / "unseen/parity/k0/cot_tuning/predictions.jsonl").read_text() == preds
     assert {k: v for k, v in again.items() if k != "setup"} == {k: v for k, v in s.items() if k != "setup"}
+    assert "| 95% CI of the average (40 answers) |" in report
+    lo, hi = s["ci95"]["k8"]
+    assert lo <= s["k8"] <= hi and s["pooled"]["k8"] == round(100 * sum(
+        r["k8_correct"] for r in s["per_task"].values()) / 40, 2)
+    # the CLI on the same folder reuses every run and prints the table with its interval
+    r = subprocess.run([sys.executable, "-m", "cotdistill.cli", "unseen", "--student", str(student),
+                        *(a for t in tasks for a in ("--task", str(t))), "--out", str(tmp_path / "unseen"),
+                        "--shots", "0", "--shots", "4", "--shots", "8", "--n-eval", "20", "--set", "train.max_steps=2",
+                        "--set", "train.batch_size=4", "--set", "eval.max_new_tokens=8"],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "95% CI of the average" in r.stdout and f"{lo:.1f}-{hi:.1f}" in r.stdout
 
 
 def test_unseen_bad_input(tmp_path, student):
