@@ -142,16 +142,17 @@ class Run:
         budget may grow): stamps METHOD/train_fingerprint.json, or refuses a folder stamped otherwise."""
         # Packing is exact and never enters; a stamp written before a setting existed is read with
         # that setting's default, so such folders still resume.
-        cfg = self.cfg
+        cfg, method = self.cfg, self.cfg.method(method_name)
         fingerprint = {
             "student": cfg.student.model_dump(mode="json", exclude=set() if cfg.student.tokenizer == "bpe" else {"vocab_size"}),
             "curate": cfg.curate.model_dump(mode="json"),
             "teacher": cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
             "train": cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing",
                                                                 "bf16", "compile", "keep_checkpoints"}),
-            "method_options": cfg.method(method_name).training_options()}
+            "method_options": method.training_options()}
+        defaults = {k: config_defaults(getattr(cfg, k)) for k in ("student", "curate", "teacher", "train")}
         _check_same(self.out / method_name / "train_fingerprint.json", fingerprint, "training setup",
-                    defaults={k: config_defaults(getattr(cfg, k)) for k in ("student", "curate", "teacher", "train")})
+                    defaults={**defaults, "method_options": config_defaults(method.opts)})
 
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
         from .students import load_student
