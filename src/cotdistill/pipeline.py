@@ -150,9 +150,8 @@ class Run:
             "train": cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing",
                                                                 "bf16", "compile", "keep_checkpoints"}),
             "method_options": method.training_options()}
-        defaults = {k: config_defaults(getattr(cfg, k)) for k in ("student", "curate", "teacher", "train")}
-        _check_same(self.out / method_name / "train_fingerprint.json", fingerprint, "training setup",
-                    defaults={**defaults, "method_options": config_defaults(method.opts)})
+        defaults = {k: config_defaults(method.opts if k == "method_options" else getattr(cfg, k)) for k in fingerprint}
+        _check_same(self.out / method_name / "train_fingerprint.json", fingerprint, "training setup", defaults=defaults)
 
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
         from .students import load_student
