@@ -51,8 +51,8 @@ def test_registry_rejects_duplicates():
 
 def test_recipe_fills_only_unset_keys_and_epochs_set_the_steps():
     cfg = load_config(None, ["train.recipe=pretrained", "train.learning_rate=3e-4"])
-    assert cfg.train.learning_rate == 3e-4 and cfg.train.batch_size == 16 and cfg.train.epochs == 10
-    assert cfg.train.steps_for(258) == 162 and cfg.train.steps_for(1) == 1
+    assert cfg.train.learning_rate == 3e-4 and cfg.train.batch_size == 16 and cfg.train.epochs == 20
+    assert cfg.train.steps_for(258) == 323 and cfg.train.steps_for(1) == 2
     assert load_config(None, []).train.recipe is None and load_config(None, []).train.steps_for(258) == 1000
 
 
