@@ -4,9 +4,12 @@ predictions: the figures behind the README's "what the students write".
     python bench/copying.py runs/replay-minilm/students/coin_flip/ft_cot/predictions.jsonl [...]
 
 Per predictions file (the task is told from the questions): names written, names that are in the
-question; Coin Flip also the rationales whose flip / no-flip sequence matches the question's and
+question; Last Letter also the copied names whose last letter is right; Coin Flip also the rationales whose flip / no-flip sequence matches the question's and
 those with names and flips both right (and how many of those answer right); Last Letter the
 rationales with every name right. Prints one line per file; `--json` prints the figures as JSON.
+Last Letter with `--train FILE` (the run's data/train.jsonl or curated.jsonl) also counts the
+question names that occur in a training question, and with `--tokenizer DIR` (a model folder) the
+names that are a single token: a student cannot have seen those spelt.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pathlib import Path
 
 FLIP = re.compile(r"(\w+) (flips|does not flip) the coin", re.I)
 QUOTED = re.compile(r'"(.*)"')
-LETTER_OF = re.compile(r'last letter of "\s*([^"]+?)\s*"', re.I)
+LETTER_OF = re.compile(r'last letter of "\s*([^"]+?)\s*"(?: is "\s*([^"]*?)\s*")?', re.I)
 
 
 def coin_flip(preds: list[dict]) -> dict:
@@ -41,19 +44,37 @@ def coin_flip(preds: list[dict]) -> dict:
 
 
 def last_letter(preds: list[dict]) -> dict:
+    # the two faults apart: copying a name, and spelling it (its last letter) once copied
     out = {"task": "last_letter", "questions": len(preds), "correct": 0, "names_written": 0, "names_copied": 0,
-           "all_names_right": 0}
+           "all_names_right": 0, "letters_right_of_copied": 0}
     for p in preds:
         words = [w.lower() for w in QUOTED.search(p["question"]).group(1).split()]
-        got = [w.lower() for w in LETTER_OF.findall(p["generation"])]
+        pairs = [(w.lower(), letter.lower()) for w, letter in LETTER_OF.findall(p["generation"])]
+        got = [w for w, _ in pairs]
         out["correct"] += bool(p["correct"])
         out["names_written"] += len(got)
         out["names_copied"] += sum(w in words for w in got)
+        out["letters_right_of_copied"] += sum(w in words and letter == w[-1] for w, letter in pairs)
         out["all_names_right"] += got == words
     return out
 
 
-def measure(path: Path) -> dict:
+def spelling_exposure(preds: list[dict], train: Path | None, tokenizer: str | None) -> dict:
+    names = [w.lower() for p in preds for w in QUOTED.search(p["question"]).group(1).split()]
+    out = {"question_names": len(names)}
+    if train:
+        seen = {w.lower() for line in train.read_text().splitlines() if line.strip()
+                for m in [QUOTED.search(json.loads(line)["question"])] if m for w in m.group(1).split()}
+        out["names_in_training_questions"] = sum(n in seen for n in names)
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+        out["single_token_names"] = sum(len(tok.tokenize(n)) == 1 for n in names)
+    return out
+
+
+def measure(path: Path, train: Path | None = None, tokenizer: str | None = None) -> dict:
     preds = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         try:
@@ -66,7 +87,7 @@ def measure(path: Path) -> dict:
     if all(FLIP.search(p["question"]) for p in preds):
         return coin_flip(preds)
     if all("last letter" in p["question"].lower() and QUOTED.search(p["question"]) for p in preds):
-        return last_letter(preds)
+        return {**last_letter(preds), **(spelling_exposure(preds, train, tokenizer) if train or tokenizer else {})}
     raise SystemExit(f"{path}: neither Coin Flip nor Last Letter questions")
 
 
@@ -75,19 +96,25 @@ def line(path: Path, r: dict) -> str:
     if r["task"] == "coin_flip":
         return (f"{head}, flip sequence right {r['flips_right']}, names and flips right {r['names_and_flips_right']} "
                 f"(answered right: {r['correct_when_both_right']})")
-    return f"{head}, every name right {r['all_names_right']}"
+    return (f"{head} (last letter right for {r['letters_right_of_copied']} of them), "
+            f"every name right {r['all_names_right']}"
+            + (f"; of the {r['question_names']} question names, {r['names_in_training_questions']} in a training "
+               "question" if "names_in_training_questions" in r else "")
+            + (f", {r['single_token_names']} a single token" if "single_token_names" in r else ""))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("predictions", nargs="+", type=Path)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--train", type=Path, help="Last Letter: training questions (JSONL) to count names seen in")
+    ap.add_argument("--tokenizer", help="Last Letter: a tokenizer folder to count single-token names with")
     args = ap.parse_args(argv)
-    missing = [str(p) for p in args.predictions if not p.is_file()]
+    missing = [str(p) for p in [*args.predictions, *([args.train] if args.train else [])] if not p.is_file()]
     if missing:
         print(f"no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    results = {str(p): measure(p) for p in args.predictions}
+    results = {str(p): measure(p, args.train, args.tokenizer) for p in args.predictions}
     if args.json:
         print(json.dumps(results, indent=2))
     else:

