@@ -176,7 +176,7 @@ StudentConfig.model_rebuild()
 # Training settings by kind of student, applied under the keys a config leaves unset.
 # "pretrained" was chosen on validation data only (bench/pretrained_recipe.py; docs/config.md). Its rate is
 # constant after warm-up, so a 20-epoch run repeats a 10-epoch one and goes on: with the best checkpoint
-# kept, more epochs can only lower the validation loss, and 20 did on Coin Flip and Last Letter (README).
+# kept, more epochs cannot end at a higher validation loss, and 20 ended lower on Coin Flip and Last Letter (README).
 RECIPES: dict[str, dict[str, Any]] = {
     "scratch": {"learning_rate": 2e-3, "warmup_steps": 100, "batch_size": 32},
     "pretrained": {"learning_rate": 1e-4, "new_parts_lr_scale": 10.0, "warmup_steps": 20, "batch_size": 16,
