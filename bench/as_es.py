@@ -167,7 +167,8 @@ def main(argv=None) -> int:
                                       for k, r in summary[SETS_KEY[w]].items()})
                        for w in args.students if w != "scratch"}
     summary["setup"] = {"steps": args.steps, "batch_size": 16, "layers": args.layers, "n_train": args.n_train,
-                        "n_test": args.n_test, "level": args.level, "students": {w: STUDENTS[w] for w in args.students}, "quick": args.quick}
+                        "n_test": args.n_test, "level": args.level,
+                        "students": {w: STUDENTS[w] for w in args.students}, "quick": args.quick}
     summary["minutes"] = round((time.time() - t0) / 60, 1)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print_table(summary, args)
