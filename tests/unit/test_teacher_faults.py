@@ -59,8 +59,11 @@ def test_2000_completions_under_faults_equal_a_fault_free_run(tmp_path):
     dropped = sum(v for k, v in retries.items() if k.startswith("connection error"))
     assert set(retries) <= {"HTTP 429", "HTTP 500", "HTTP 503", "malformed response body", "timeout"} | {
         k for k in retries if k.startswith("connection error")}, retries
-    assert retries["timeout"] >= faults["hang"] and dropped >= faults["reset"], (retries, faults)
-    extra = retries["timeout"] - faults["hang"] + dropped - faults["reset"]
+    # A hang normally ends in the client's timeout; on a loaded machine the server's hang can end
+    # first and close the connection, so that hang is retried as a connection error instead.
+    assert retries.get("timeout", 0) + dropped >= faults["hang"] + faults["reset"], (retries, faults)
+    assert dropped >= faults["reset"], (retries, faults)
+    extra = retries.get("timeout", 0) + dropped - faults["hang"] - faults["reset"]
     assert extra <= 0.05 * len(reqs), (retries, faults)
     # The server counts a request once it has read it whole; one the client gave up on before
     # that (one of the extras) is sent but never counted.
