@@ -4,9 +4,10 @@ predictions: the figures behind the README's "what the students write".
     python bench/copying.py runs/replay-minilm/students/coin_flip/ft_cot/predictions.jsonl [...]
 
 Per predictions file (the task is told from the questions): names written, names that are in the
-question; Last Letter also the copied names whose last letter is right; Coin Flip also the rationales whose flip / no-flip sequence matches the question's and
+question; Coin Flip also the rationales whose flip / no-flip sequence matches the question's and
 those with names and flips both right (and how many of those answer right); Last Letter the
-rationales with every name right. Prints one line per file; `--json` prints the figures as JSON.
+copied names given their right last letter, and the rationales with every name right. Prints one
+line per file; `--json` prints the figures as JSON.
 Last Letter with `--train FILE` (the run's data/train.jsonl or curated.jsonl) also counts the
 question names that occur in a training question, and with `--tokenizer DIR` (a model folder) the
 names that are a single token: a student cannot have seen those spelt.
