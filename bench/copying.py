@@ -25,6 +25,12 @@ QUOTED = re.compile(r'"(.*)"')
 LETTER_OF = re.compile(r'last letter of "\s*([^"]+?)\s*"(?: is "\s*([^"]*?)\s*")?', re.I)
 
 
+def quoted_words(question: str) -> list[str]:
+    """The lower-cased words a Last Letter question quotes (none when it quotes nothing)."""
+    m = QUOTED.search(question)
+    return [w.lower() for w in m.group(1).split()] if m else []
+
+
 def coin_flip(preds: list[dict]) -> dict:
     def seq(text: str) -> list[tuple[str, bool]]:
         return [(n.lower(), f.lower() == "flips") for n, f in FLIP.findall(text)]
@@ -49,7 +55,7 @@ def last_letter(preds: list[dict]) -> dict:
     out = {"task": "last_letter", "questions": len(preds), "correct": 0, "names_written": 0, "names_copied": 0,
            "all_names_right": 0, "letters_right_of_copied": 0}
     for p in preds:
-        words = [w.lower() for w in QUOTED.search(p["question"]).group(1).split()]
+        words = quoted_words(p["question"])
         pairs = [(w.lower(), letter.lower()) for w, letter in LETTER_OF.findall(p["generation"])]
         got = [w for w, _ in pairs]
         out["correct"] += bool(p["correct"])
@@ -61,11 +67,11 @@ def last_letter(preds: list[dict]) -> dict:
 
 
 def spelling_exposure(preds: list[dict], train: Path | None, tokenizer: str | None) -> dict:
-    names = [w.lower() for p in preds for w in QUOTED.search(p["question"]).group(1).split()]
+    names = [w for p in preds for w in quoted_words(p["question"])]
     out = {"question_names": len(names)}
     if train:
-        seen = {w.lower() for line in train.read_text().splitlines() if line.strip()
-                for m in [QUOTED.search(json.loads(line)["question"])] if m for w in m.group(1).split()}
+        seen = {w for line in train.read_text().splitlines() if line.strip()
+                for w in quoted_words(json.loads(line)["question"])}
         out["names_in_training_questions"] = sum(n in seen for n in names)
     if tokenizer:
         from transformers import AutoTokenizer
