@@ -49,7 +49,7 @@ def overrides(args, name: str, student: str) -> list[str]:
     train = (["train.recipe=pretrained", *([f"student.layers={args.layers}"] if args.layers else [])] if pretrained
              else ["train.batch_size=16", "train.learning_rate=0.002", "train.warmup_steps=50"])
     n_test = args.n_test
-    opts = f"level: {args.level}" + (", max_segments: 3" if args.quick else "")
+    opts = {"level": args.level, **({"max_segments": 3} if args.quick else {})}
     who = next(w for w, m in STUDENTS.items() if m == student)
     return [f"out={args.out / who / name}", *(o.replace("{data}", str(args.data)) for o in SETS[name]),
             f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test={n_test}",
@@ -57,7 +57,7 @@ def overrides(args, name: str, student: str) -> list[str]:
             f"train.max_steps={args.steps}", "train.epochs=null", "train.batch_size=16", "train.keep_checkpoints=false",
             f"train.eval_every={max(2, args.steps // 5)}", "eval.batch_size=32",
             *([f"eval.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
-            "method_options={" + ", ".join(f"{m}: {{{opts}}}" for m in ("as_es", "as_es_dual")) + "}",
+            f"method_options={json.dumps({m: opts for m in ('as_es', 'as_es_dual')})}",
             f"methods=[{', '.join(args.methods)}]"]
 
 
