@@ -1,4 +1,4 @@
-"""`cotdistill` command line: generate | curate | train | evaluate | run | validate | demo | segments | list.
+"""`cotdistill` command line: generate | curate | train | evaluate | run | serve | validate | demo | segments | list.
 
 Library code never prints; this module sets up rich logging and progress bars and turns
 CotDistillError into a one-paragraph message and a non-zero exit code.
@@ -191,6 +191,45 @@ def evaluate(config: Path = ConfigArg, method: Optional[str] = typer.Option(None
         out_console.print(f"{m}: accuracy {metrics['accuracy']:.2f}% (95% CI {metrics['ci95'][0]}-{metrics['ci95'][1]}); "
                           f"{metrics['mean_generated_tokens']:.1f} generated tokens and {metrics['seconds_per_100']:.2f} s "
                           f"per 100 questions{routed}")
+
+
+@app.command()
+def serve(config: Path = ConfigArg,
+          method: Optional[str] = typer.Option(None, help="the method whose student to serve (default: the run's "
+                                               "only method)"),
+          model: Optional[Path] = typer.Option(None, help="a saved student folder (default: OUT/METHOD/model)"),
+          host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0: every interface)"),
+          port: int = typer.Option(8000, min=0, max=65535),
+          name: Optional[str] = typer.Option(None, help="model name in the OpenAI-compatible API (default: METHOD)"),
+          max_batch: int = typer.Option(32, min=1, help="questions answered together in one batch"),
+          max_wait_ms: float = typer.Option(10.0, min=0, help="how long a request waits for others to join its batch"),
+          max_questions: int = typer.Option(256, min=1, help="questions allowed in one request"),
+          max_new_tokens: Optional[int] = typer.Option(None, min=1, help="generation limit (default: as evaluation, "
+                                                       "1.5 x the longest training target)"),
+          api_key: Optional[str] = typer.Option(None, envvar="COTDISTILL_API_KEY",
+                                                help="require `Authorization: Bearer KEY` (env COTDISTILL_API_KEY)"),
+          set_: Optional[List[str]] = SetOpt):
+    """Serve a trained student over HTTP: POST /v1/predict, and OpenAI-compatible /v1/completions and
+    /v1/chat/completions. It answers as evaluation scores it (same prompt, greedy decoding, answer reading)."""
+    from .config import load_config
+    from .errors import ConfigError
+    from .pipeline import Run
+    from .serve import Student
+    from .serve import serve as serve_student
+
+    cfg = load_config(config, set_ or [])
+    if method is None:
+        if len(cfg.methods) != 1:
+            raise ConfigError(f"{config} trains {len(cfg.methods)} methods ({', '.join(cfg.methods)}): pick one "
+                              "with --method")
+        method = cfg.methods[0]
+    student = Student(Run(cfg, RichReporter()), method, model, max_new_tokens=max_new_tokens, name=name)
+    info = student.info()
+    console.print(f"serving {info['model']} ({info['method']} student from {info['model_dir']}) on "
+                  f"http://{host}:{port}: POST /v1/predict, /v1/completions, /v1/chat/completions; "
+                  f"GET /health, /v1/models{'; API key required' if api_key else ''}", highlight=False)
+    serve_student(student, host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                  max_questions=max_questions, api_key=api_key)
 
 
 def _print_summary(summary: dict) -> None:

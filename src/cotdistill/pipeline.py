@@ -265,14 +265,8 @@ class Run:
         back instead of generated again; `cotdistill evaluate` always generates."""
         from .evaluate import predict, summarize
 
-        method = self.cfg.method(method_name)
         mdir = self.out / method_name
-        if model_dir is not None and not Path(model_dir).exists():
-            raise DataError(f"--model {model_dir}: no such folder")
-        model_dir = Path(model_dir or mdir / "model")
-        if not model_dir.exists():
-            raise DataError(f"{method_name!r} is not trained yet ({model_dir} does not exist): train it first with "
-                            f"`cotdistill train CONFIG --method {method_name}` (or `cotdistill run CONFIG`)")
+        model_dir = self.trained_model_dir(method_name, model_dir)
         stamp = self._evaluation_stamp(method_name, test, model_dir)
         if reuse and (done := _evaluated_before(mdir, stamp)):
             log.info("evaluation of %s already finished with this model, these %d questions and these settings: "
@@ -280,8 +274,7 @@ class Run:
                      mdir / "predictions.jsonl")
             return done
         (mdir / EVAL_STAMP).unlink(missing_ok=True)  # predictions being replaced are never taken as finished
-        model, tok, seq2seq = self.load_trained(model_dir)
-        method.load_extras(model_dir, model)
+        method, model, tok, seq2seq = self.load_method(method_name, model_dir)
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
             preds = predict(method, model, tok, seq2seq, test, max_new_tokens=stamp["max_new_tokens"],
                             batch_size=self.cfg.eval.batch_size, progress=adv)
@@ -313,6 +306,24 @@ class Run:
                 "test": digest([e.model_dump(mode="json") for e in test]), "n_test": len(test),
                 "eval": self.cfg.eval.model_dump(mode="json"), "max_new_tokens": self.eval_max_new_tokens(method_name),
                 "method_options": self.cfg.method_options.get(method_name, {}), "version": __version__}
+
+    def trained_model_dir(self, method_name: str, model_dir: str | Path | None = None) -> Path:
+        """The folder of a trained student: `model_dir` (e.g. `--model`), else OUT/METHOD/model."""
+        if model_dir is not None and not Path(model_dir).exists():
+            raise DataError(f"--model {model_dir}: no such folder")
+        path = Path(model_dir or self.out / method_name / "model")
+        if not path.exists():
+            raise DataError(f"{method_name!r} is not trained yet ({path} does not exist): train it first with "
+                            f"`cotdistill train CONFIG --method {method_name}` (or `cotdistill run CONFIG`)")
+        return path
+
+    def load_method(self, method_name: str, model_dir: Path):
+        """(method, model, tokenizer, is_seq2seq) ready to `predict`: the student and what its
+        method saved beside it (label heads, a perception module)."""
+        method = self.cfg.method(method_name)
+        model, tok, seq2seq = self.load_trained(model_dir)
+        method.load_extras(model_dir, model)
+        return method, model, tok, seq2seq
 
     def load_trained(self, model_dir: str | Path):
         """A trained student from its folder, on the GPU when there is one (where the Trainer ran)."""

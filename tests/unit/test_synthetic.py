@@ -41,6 +41,9 @@ def test_unparseable_question_and_bad_knobs():
         make_synthetic("multiplication").solve("What is love?")
     with pytest.raises(DataError, match="bad parameters"):
         make_synthetic("coin_flip", {"n_people": 0})
+    # another task's knobs (a config's params kept while --set changes task.name): named, with the right ones
+    with pytest.raises(DataError, match=r"n_ops: unknown parameter.*its parameters: n_words; `--set task.params=\{\}`"):
+        make_synthetic("last_letters", {"n_ops": 3})
     with pytest.raises(ConfigError, match="Did you mean 'coin_flip'"):
         make_synthetic("coin_flipp")
     with pytest.raises(DataError, match="fewer than"):

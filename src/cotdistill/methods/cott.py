@@ -97,6 +97,7 @@ class CoTT(MaskedMethod):
         out = []
         for r, ex in enumerate(examples):
             inter = sp.inters[top_i[r, 0].item()]
-            out.append((sp.finals[best[r]], {"intermediate": inter, "gold_intermediate": intermediate_of(ex, o.separator),
+            gold = intermediate_of(ex, o.separator) if ex.answer else None  # a served question has no gold
+            out.append((sp.finals[best[r]], {"intermediate": inter, "gold_intermediate": gold,
                                              "p_intermediate": round(top_p[r, 0].item(), 4)}))
         return out

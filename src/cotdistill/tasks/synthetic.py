@@ -10,7 +10,7 @@ import random
 import re
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import DataError
 from ..registry import Registry
@@ -359,5 +359,9 @@ def make_synthetic(name: str, params: dict | None = None) -> SyntheticTask:
     cls = SYNTHETIC.get(name)
     try:
         return cls(**(params or {}))
-    except Exception as e:  # pydantic ValidationError: name the knob
-        raise DataError(f"synthetic task {name!r}: bad parameters {params}: {e}") from None
+    except ValidationError as e:  # name each knob, and the ones the task has
+        known = ", ".join(f for f in cls.model_fields if f not in SyntheticTask.model_fields) or "none"
+        probs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '<params>'}: "
+                          f"{'unknown parameter' if x['type'] == 'extra_forbidden' else x['msg']}" for x in e.errors())
+        raise DataError(f"synthetic task {name!r}: bad parameters: {probs} (its parameters: "
+                        f"{known}; `--set task.params={{}}` takes its defaults)") from None
