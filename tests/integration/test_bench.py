@@ -294,3 +294,17 @@ def test_copying_counts_names_and_flips(tmp_path):
     bad = write("bad.jsonl", [{"question": q, "correct": True}])
     r = subprocess.run([sys.executable, str(ROOT / "bench/copying.py"), str(bad)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and f"{bad}:1: not a prediction record" in r.stderr
+
+
+def test_serve_throughput_quick(tmp_path):
+    """`cotdistill serve` under concurrent clients, batched and one question per generation."""
+    pytest.importorskip("fastapi")
+    r = subprocess.run([sys.executable, str(ROOT / "bench/serve_throughput.py"), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert set(s["settings"]) == {"one_per_generation", "batched_8", "batched_alone"}
+    assert s["settings"]["one_per_generation"]["largest_batch"] == 1
+    assert s["settings"]["batched_8"]["largest_batch"] > 1  # concurrent requests did share a generation
+    assert s["same_answers"] == "12/12"  # batching changes the speed, not what the student says
+    assert r.stdout.rstrip().splitlines()[-1].startswith("batched / one per generation:")
