@@ -219,7 +219,13 @@ class _OpenAIRequest(BaseModel):
     stream: bool | None = None
     logprobs: Any = None
 
-    def check(self, served: str) -> int | None:
+    def generation_limit(self, served: str, ceiling: int) -> int | None:
+        """The max_tokens asked for, after refusing what this server cannot honour."""
+        asked = self.max_completion_tokens or self.max_tokens
+        if asked is not None and asked > ceiling:
+            field = "max_completion_tokens" if self.max_completion_tokens else "max_tokens"
+            raise RequestError(f"{field}: {asked} is over this server's generation limit of {ceiling} "
+                               f"(`cotdistill serve --max-new-tokens`)")
         if self.model not in (None, served):
             raise RequestError(f"model: {self.model!r} is not served here; this server serves {served!r}", 404)
         if self.temperature:
@@ -230,7 +236,7 @@ class _OpenAIRequest(BaseModel):
             raise RequestError("stream: streaming is not supported; send stream=false")
         if self.logprobs not in (None, False):
             raise RequestError("logprobs: not supported by this server")
-        return self.max_completion_tokens or self.max_tokens
+        return asked
 
 
 class CompletionRequest(_OpenAIRequest):
@@ -339,7 +345,7 @@ def create_app(student: Student, *, max_batch: int = 32, max_wait_ms: float = 10
 
     @app.post("/v1/completions", dependencies=[Depends(authorised)])
     async def completions(body: CompletionRequest):
-        limit = body.check(student.name)
+        limit = body.generation_limit(student.name, student.max_new_tokens)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts or not all(p.strip() for p in prompts):
             raise RequestError("prompt: give a non-empty question")
@@ -351,7 +357,7 @@ def create_app(student: Student, *, max_batch: int = 32, max_wait_ms: float = 10
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)])
     async def chat(body: ChatRequest):
-        limit = body.check(student.name)
+        limit = body.generation_limit(student.name, student.max_new_tokens)
         (r,) = await answer([Question(question=body.question())], limit)
         choice = {"index": 0, "message": {"role": "assistant", "content": r["generation"]},
                   "finish_reason": _finish(r), "logprobs": None, "cotdistill": _parsed(r)}

@@ -108,6 +108,7 @@ def test_openai_compatible_routes(run, client):
     ("/v1/completions", {"prompt": "x", "n": 3}, 400, "n: greedy decoding gives one completion"),
     ("/v1/completions", {"prompt": "x", "stream": True}, 400, "stream: streaming is not supported"),
     ("/v1/completions", {"prompt": " "}, 400, "prompt: give a non-empty question"),
+    ("/v1/completions", {"prompt": "x", "max_tokens": 81}, 400, "max_tokens: 81 is over this server's generation limit of 80"),
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
                                            {"role": "user", "content": "c"}]}, 400, "send one user message"),
 ])
