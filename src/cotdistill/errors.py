@@ -22,5 +22,12 @@ class CacheError(CotDistillError):
     """The persistent completion cache is unreadable or inconsistent."""
 
 
+def field_problems(e, unknown: str, where=lambda loc: loc) -> str:
+    """A pydantic ValidationError as one line, a problem per field: `where(dotted location)`, then
+    `unknown` for a key the model does not have, else pydantic's message."""
+    return "; ".join(f"{where('.'.join(map(str, x['loc'])))}: {unknown if x['type'] == 'extra_forbidden' else x['msg']}"
+                     for x in e.errors())
+
+
 class ModelError(CotDistillError):
     """A student model or tokenizer could not be loaded or built."""

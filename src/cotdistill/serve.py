@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -100,7 +100,7 @@ class Student:
                                    max_new_tokens=max_new_tokens or self.max_new_tokens, batch_size=self.batch_size)
         return [{"id": e.id, "question": e.question, "answer": o.parsed.answer, "rationale": o.parsed.rationale,
                  "generation": o.generated.text, "prompt_tokens": o.generated.prompt_tokens,
-                 "generated_tokens": o.generated.completion_tokens + o.extra_tokens,
+                 "generated_tokens": o.generated_tokens,
                  "finish_reason": o.generated.finish_reason, **o.extra} for e, o in zip(examples, outs)]
 
 
@@ -120,7 +120,6 @@ class _Job:
     examples: list[Example]
     max_new_tokens: int | None
     future: asyncio.Future
-    queued: float = field(default_factory=time.perf_counter)
 
 
 class Batcher:
@@ -295,7 +294,6 @@ def create_app(student: Student, *, max_batch: int = 32, max_wait_ms: float = 10
                 await worker
 
     app = FastAPI(title="cotdistill student", version=_version(), lifespan=lifespan)
-    app.state.batcher = batcher
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, e: RequestError):

@@ -52,7 +52,7 @@ def predict(
             **task, "id": ex.id, "question": ex.question, "generation": g.text, "rationale": parsed.rationale,
             "prediction": parsed.answer, "gold": gold, "correct": is_correct(parsed.answer, gold, ex.kind),
             "abstained": parsed.answer is None and abstains(g.text),
-            "generated_tokens": g.completion_tokens + o.extra_tokens, "finish_reason": g.finish_reason,
+            "generated_tokens": o.generated_tokens, "finish_reason": g.finish_reason,
             "seconds": round(o.seconds if o.seconds is not None else g.duration_s, 6), **o.extra,
         })
     return records

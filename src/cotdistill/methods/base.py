@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, field_problems
 from ..tasks.answers import extract, normalize_gold
 from ..tasks.schema import Example
 
@@ -56,6 +56,11 @@ class Output:
     extra: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None  # per-question wall time when the method measures it itself
     extra_tokens: int = 0  # tokens generated beyond `generated` (e.g. a second, explaining pass)
+
+    @property
+    def generated_tokens(self) -> int:
+        """Every token this question cost to generate."""
+        return self.generated.completion_tokens + self.extra_tokens
 
 
 class MethodOptions(BaseModel):
@@ -153,8 +158,7 @@ def validate_options(cls: type[Method], options: dict | None) -> BaseModel:
     try:
         return cls.Options.model_validate(options or {})
     except ValidationError as e:
-        probs = "; ".join(f"`method_options.{cls.name}.{'.'.join(map(str, x['loc']))}`: "
-                          f"{'unknown option' if x['type'] == 'extra_forbidden' else x['msg']}" for x in e.errors())
+        probs = field_problems(e, "unknown option", lambda loc: f"`method_options.{cls.name}.{loc}`")
         known = ", ".join(cls.Options.model_fields) or "none"
         raise ConfigError(f"method {cls.name!r}: {probs} (options: {known})") from None
 

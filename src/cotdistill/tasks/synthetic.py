@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import DataError
+from ..errors import DataError, field_problems
 from ..registry import Registry
 from .schema import AnswerKind, Example, choice_letters, format_choices
 
@@ -361,7 +361,6 @@ def make_synthetic(name: str, params: dict | None = None) -> SyntheticTask:
         return cls(**(params or {}))
     except ValidationError as e:  # name each knob, and the ones the task has
         known = ", ".join(f for f in cls.model_fields if f not in SyntheticTask.model_fields) or "none"
-        probs = "; ".join(f"{'.'.join(map(str, x['loc'])) or '<params>'}: "
-                          f"{'unknown parameter' if x['type'] == 'extra_forbidden' else x['msg']}" for x in e.errors())
+        probs = field_problems(e, "unknown parameter", lambda loc: loc or "<params>")
         raise DataError(f"synthetic task {name!r}: bad parameters: {probs} (its parameters: "
                         f"{known}; `--set task.params={{}}` takes its defaults)") from None
