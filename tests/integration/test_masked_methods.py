@@ -114,6 +114,57 @@ def test_switches_change_what_they_claim(tmp_path):
         get_method("cott", {"contrastive": 1})
 
 
+def test_joint_step_one_reads_step_two_prompt_with_the_slot_masked(tmp_path):
+    model, tok, _ = load_student("preset:bert-tiny")
+    train, _ = Run(cfg_for(tmp_path, ["cott"])).data()
+    feats = {}
+    for joint in (True, False):
+        m = get_method("cott", {"joint_step1": joint})
+        torch.manual_seed(0)
+        m.build(model, tok, train)
+        feats[joint] = m.encode(train[:1], 512)[0][0]
+        rows = m.classify(train[:4])
+        assert all(("step1_intermediate" in r[1]) == joint for r in rows)
+    f = feats[True]
+    ids = f["s1_ids"]
+    assert ids[f["s1_pos"]] == ids[f["s1_ypos"]] == tok.mask_token_id and f["s1_pos"] < f["s1_ypos"]
+    # the same prompt as step II's, with the intermediate's words replaced by one [MASK]
+    assert ids[:f["s1_pos"]] == f["s2_ids"][:f["s1_pos"]] and ids[-3:] == f["s2_ids"][-3:]
+    assert "s1_ypos" not in feats[False] and feats[False]["s1_ids"].count(tok.mask_token_id) == 1
+
+
+def test_rectification_mixes_step_one_with_the_intermediate_its_label_implies(tmp_path):
+    model, tok, _ = load_student("preset:bert-tiny")
+    train, _ = Run(cfg_for(tmp_path, ["cott"])).data()
+    m = get_method("cott")
+    m.build(model, tok, train)
+    sp = m.space
+    assert sp.inters == ["sport", "tech"] and sp.finals == ["sport.ball", "sport.ice", "tech.net", "tech.pc"]
+    p_inter = torch.tensor([[0.6, 0.4]])
+    p_label = torch.tensor([[0.1, 0.0, 0.5, 0.4]])  # its labels say tech: 0.9
+    assert m.rectified(p_inter, p_label).tolist()[0] == pytest.approx([0.35, 0.65])  # step I's sport overturned
+    assert m.rectified(p_inter, None) is p_inter
+
+
+def test_joint_step_one_adds_the_label_term_to_the_loss(tmp_path):
+    model, tok, _ = load_student("preset:bert-tiny")
+    train, _ = Run(cfg_for(tmp_path, ["cott"])).data()
+    m = get_method("cott", {"contrastive_weight": 0.0})
+    module = m.build(model, tok, train)
+    module.eval()
+    b = m.collator(tok)(m.encode(train[:8], 512)[0])
+    nll = torch.nn.functional.nll_loss
+    with torch.no_grad():
+        got = module(**b)["loss"].item()
+        h_i, h_y = module.at_masks(b["s1_ids"], b["s1_att"], b["s1_pos"], b["s1_ypos"])
+        want = (nll(torch.log_softmax(module.heads["inter"](h_i), -1), b["inter_labels"])
+                + nll(torch.log_softmax(module.heads["final"](h_y), -1), b["labels"])
+                + nll(module.scores("final", b["s2_ids"], b["s2_att"], b["s2_pos"]), b["labels"])).item()
+    assert got == pytest.approx(want, rel=1e-5)
+    separate = get_method("cott", {"contrastive_weight": 0.0, "joint_step1": False})
+    assert m.training_options() != separate.training_options()  # a training option: a different student
+
+
 @pytest.mark.parametrize("student, methods, needle", [
     ("preset:bert-tiny", ["ft_cot"], "is a masked LM: it fills [MASK] slots and cannot write"),
     ("preset:tiny", ["cott"], "cott fill [MASK] slots of a masked-LM student; preset:tiny is not one"),

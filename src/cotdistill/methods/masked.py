@@ -165,9 +165,21 @@ class Prompter:
 
     def build(self, text: str, prompt: str | None) -> tuple[list[int], int]:
         """`prompt=None`: `[CLS] text [SEP]` alone (a classification head reads [CLS]); position 0."""
+        ids, positions = self.build_slots(text, prompt)
+        return ids, positions[0] if positions else 0
+
+    def build_slots(self, text: str, prompt: str | None) -> tuple[list[int], list[int]]:
+        """Token ids and the position of every `{mask}` of the prompt, in order."""
         t = self.tok
-        before, _, after = (prompt or "").partition("{mask}")
-        tail = [*self.ids(before), t.mask_token_id, *self.ids(after), t.sep_token_id] if prompt is not None else []
+        tail: list[int] = []
+        slots: list[int] = []  # offsets inside the tail
+        if prompt is not None:
+            for i, part in enumerate(prompt.split("{mask}")):
+                if i:
+                    slots.append(len(tail))
+                    tail.append(t.mask_token_id)
+                tail.extend(self.ids(part))
+            tail.append(t.sep_token_id)
         room = self.max_length - len(tail) - 2
         if room < 1:
             raise DataError(f"the prompt {prompt!r} needs {len(tail) + 3} tokens, over max_length {self.max_length}")
@@ -176,7 +188,7 @@ class Prompter:
             self.truncated += 1
             body = body[:room]
         ids = [t.cls_token_id, *body, t.sep_token_id, *tail]
-        return ids, ids.index(t.mask_token_id, len(body) + 2) if prompt is not None else 0
+        return ids, [len(body) + 2 + s for s in slots]
 
 
 class LabelHead(nn.Module):
@@ -225,9 +237,14 @@ class MaskedModule(nn.Module):
         return self.encoder(inputs_embeds=emb, attention_mask=att).last_hidden_state
 
     def at_mask(self, ids, att, pos) -> torch.Tensor:
+        return self.at_masks(ids, att, pos)[0]
+
+    def at_masks(self, ids, att, *positions) -> list[torch.Tensor]:
+        """The transformed hidden states at several [MASK] positions per row, from one encoder pass."""
         shift = self.prompt.shape[0] if self.prompt is not None else 0
         h = self.hidden(ids, att)
-        return self.transform(h[torch.arange(ids.shape[0], device=ids.device), pos + shift])
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        return [self.transform(h[rows, pos + shift]) for pos in positions]
 
     def scores(self, head: str, ids, att, pos) -> torch.Tensor:
         """Log-probabilities over the head's labels at each row's [MASK]."""
@@ -267,8 +284,8 @@ def pad_views(batch: list[dict], pad_id: int, views: tuple[str, ...]) -> dict:
             ids[i, :len(s)] = torch.tensor(s)
             att[i, :len(s)] = 1
         out[f"{v}_ids"], out[f"{v}_att"] = ids, att
-        if f"{v}_pos" in batch[0]:
-            out[f"{v}_pos"] = torch.tensor([b[f"{v}_pos"] for b in batch])
+        for key in (k for k in batch[0] if k.startswith(f"{v}_") and k.endswith("pos")):  # s1_pos, s1_ypos
+            out[key] = torch.tensor([b[key] for b in batch])
     for key in ("labels", "inter_labels", "cf_inter"):
         if key in batch[0]:
             out[key] = torch.tensor([b[key] for b in batch])
@@ -425,6 +442,9 @@ class MaskedMethod(Method):
             if all(x is not None for x in pi):
                 out["intermediate_accuracy"] = round(100 * sum(a == b for a, b in zip(gi, pi)) / len(preds), 2)
                 out["intermediate_macro_f1"] = macro_f1(gi, pi)
+            s1 = [p.get("step1_intermediate") for p in preds]
+            if all(x is not None for x in s1):  # CoTT's step I before rectification
+                out["step1_intermediate_accuracy"] = round(100 * sum(a == b for a, b in zip(gi, s1)) / len(preds), 2)
         if preds and all(_DIR_SUFFIX.search(p["gold"] or "") or p["gold"] == "other" for p in preds):
             out["semeval_official_f1"] = semeval_official_f1([p["gold"] for p in preds], [p["prediction"] for p in preds])
         return out
