@@ -131,6 +131,8 @@ def pool(dataset: str, rows: list[dict]) -> dict:
     if all("intermediate_accuracy" in r for r in rows):
         out["intermediate_accuracy"] = round(sum(r["intermediate_accuracy"] for r in rows) / n, 2)
         out["intermediate_macro_f1"] = round(sum(r["intermediate_macro_f1"] for r in rows) / n, 2)
+    if all("step1_intermediate_accuracy" in r for r in rows):  # before rectification
+        out["step1_intermediate_accuracy"] = round(sum(r["step1_intermediate_accuracy"] for r in rows) / n, 2)
     return out
 
 
