@@ -55,7 +55,8 @@ out: {tmp_path / 'run'}
     s = json.loads((tmp_path / "run/summary.json").read_text())
     assert set(s["methods"]) == {"cott", "prompt_tuning", "finetune_cls"} and "curation" not in s  # no teacher
     cott = s["methods"]["cott"]
-    assert cott["n"] == 30 and {"macro_f1", "intermediate_accuracy", "intermediate_macro_f1"} <= cott.keys()
+    assert cott["n"] == 30 and {"macro_f1", "intermediate_accuracy", "intermediate_macro_f1",
+                                "step1_intermediate_accuracy"} <= cott.keys()
     assert cott["accuracy"] >= 60 and cott["intermediate_accuracy"] >= 80  # separable words: it must learn
     assert "intermediate_accuracy" not in s["methods"]["finetune_cls"]
     preds = [json.loads(l) for l in (tmp_path / "run/cott/predictions.jsonl").read_text().splitlines()]
@@ -63,6 +64,7 @@ out: {tmp_path / 'run'}
     assert preds[0]["prediction"] in {"sport/ball", "sport/ice", "tech/pc", "tech/net"}  # normalised label paths
     report = (tmp_path / "run/report.md").read_text()
     assert "## Classification" in report and "| cott | " in report and "step I '" in report
+    assert f"{cott['step1_intermediate_accuracy']:.2f} |" in report.split("## Classification")[1].split("| cott | ")[1].splitlines()[0]
     mdir = tmp_path / "run/cott/model"
     assert {"label_heads.safetensors", "label_space.json", "model.safetensors"} <= {p.name for p in mdir.iterdir()}
     assert not (tmp_path / "run/cott/model.partial").exists()
