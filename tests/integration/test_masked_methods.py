@@ -64,7 +64,8 @@ out: {tmp_path / 'run'}
     assert preds[0]["prediction"] in {"sport/ball", "sport/ice", "tech/pc", "tech/net"}  # normalised label paths
     report = (tmp_path / "run/report.md").read_text()
     assert "## Classification" in report and "| cott | " in report and "step I '" in report
-    assert f"{cott['step1_intermediate_accuracy']:.2f} |" in report.split("## Classification")[1].split("| cott | ")[1].splitlines()[0]
+    cott_row = report.split("## Classification")[1].split("| cott | ")[1].splitlines()[0]
+    assert f"{cott['step1_intermediate_accuracy']:.2f} |" in cott_row
     mdir = tmp_path / "run/cott/model"
     assert {"label_heads.safetensors", "label_space.json", "model.safetensors"} <= {p.name for p in mdir.iterdir()}
     assert not (tmp_path / "run/cott/model.partial").exists()

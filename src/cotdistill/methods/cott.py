@@ -62,11 +62,10 @@ class CoTT(MaskedMethod):
 
     def step1_scores(self, m: MaskedModule, b: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probabilities of the intermediates and (joint step I) of the labels, from one pass."""
-        lsm = torch.log_softmax
         if not self.opts.joint_step1:
             return m.scores("inter", b["s1_ids"], b["s1_att"], b["s1_pos"]), None
-        h_i, h_y = m.at_masks(b["s1_ids"], b["s1_att"], b["s1_pos"], b["s1_ypos"])
-        return lsm(m.heads["inter"](h_i), -1), lsm(m.heads["final"](h_y), -1)
+        lp_i, lp_y = m.scores_at(b["s1_ids"], b["s1_att"], ("inter", b["s1_pos"]), ("final", b["s1_ypos"]))
+        return lp_i, lp_y
 
     def features(self, ex: Example, index: int) -> dict:
         p, sp = self.prompts(ex), self.space
@@ -123,9 +122,11 @@ class CoTT(MaskedMethod):
             if not o.rectify:
                 total += torch.softmax(logits, -1)
                 continue
-            allowed = torch.zeros_like(logits) if not o.consistent else torch.full_like(logits, float("-inf"))
-            for r, c in enumerate(top_i[:, j].tolist()):
-                allowed[r, children[c]] = 0.0
+            allowed = torch.zeros_like(logits)
+            if o.consistent:  # only c's own labels
+                allowed.fill_(float("-inf"))
+                for r, c in enumerate(top_i[:, j].tolist()):
+                    allowed[r, children[c]] = 0.0
             p2 = torch.softmax(logits + allowed, -1)
             if p_label1 is not None:  # step I's label prediction, renormalised the same way
                 p2 = (p2 + torch.softmax(lp1y + allowed, -1)) / 2

@@ -248,7 +248,12 @@ class MaskedModule(nn.Module):
 
     def scores(self, head: str, ids, att, pos) -> torch.Tensor:
         """Log-probabilities over the head's labels at each row's [MASK]."""
-        return torch.log_softmax(self.heads[head](self.at_mask(ids, att, pos)), -1)
+        return self.scores_at(ids, att, (head, pos))[0]
+
+    def scores_at(self, ids, att, *head_pos: tuple[str, torch.Tensor]) -> list[torch.Tensor]:
+        """`scores` for several (head, [MASK] position) pairs, from one encoder pass."""
+        hs = self.at_masks(ids, att, *(pos for _, pos in head_pos))
+        return [torch.log_softmax(self.heads[head](h), -1) for (head, _), h in zip(head_pos, hs)]
 
     def cls_scores(self, ids, att) -> torch.Tensor:
         return torch.log_softmax(self.classifier(self.hidden(ids, att)[:, 0]), -1)
@@ -440,14 +445,19 @@ class MaskedMethod(Method):
             gi = [p["gold_intermediate"] for p in preds]
             pi = [p.get("intermediate") for p in preds]
             if all(x is not None for x in pi):
-                out["intermediate_accuracy"] = round(100 * sum(a == b for a, b in zip(gi, pi)) / len(preds), 2)
+                out["intermediate_accuracy"] = agreement(gi, pi)
                 out["intermediate_macro_f1"] = macro_f1(gi, pi)
             s1 = [p.get("step1_intermediate") for p in preds]
             if all(x is not None for x in s1):  # CoTT's step I before rectification
-                out["step1_intermediate_accuracy"] = round(100 * sum(a == b for a, b in zip(gi, s1)) / len(preds), 2)
+                out["step1_intermediate_accuracy"] = agreement(gi, s1)
         if preds and all(_DIR_SUFFIX.search(p["gold"] or "") or p["gold"] == "other" for p in preds):
             out["semeval_official_f1"] = semeval_official_f1([p["gold"] for p in preds], [p["prediction"] for p in preds])
         return out
+
+
+def agreement(gold: list[str], pred: list[str | None]) -> float:
+    """Share (in %) of positions where the prediction equals the gold label."""
+    return round(100 * sum(g == p for g, p in zip(gold, pred)) / len(gold), 2)
 
 
 def macro_f1(gold: list[str], pred: list[str | None]) -> float:
