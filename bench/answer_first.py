@@ -52,7 +52,9 @@ def set_overrides(name: str, seed: int, args) -> list[str]:
     quick = args.quick
     if pretrained(args):  # the pretrained recipe's optimizer settings, equal steps for every method
         student = [f"student.model={args.student}", *([f"student.layers={args.layers}"] if args.layers else []),
-                   "train.recipe=pretrained", "eval.batch_size=32"]
+                   "train.recipe=pretrained", "eval.batch_size=32",
+                   # a smoke run checks that every part runs; at batch 4 its steps cost a third
+                   *(["train.batch_size=4"] if quick else [])]
     else:
         student = [f"student.model={args.student}", "train.batch_size=32", "train.learning_rate=0.002",
                    "train.warmup_steps=100", "eval.batch_size=250"]

@@ -57,6 +57,12 @@ def student_args(args) -> list[str]:
     return [f"student.model={args.student}", *([f"student.layers={args.layers}"] if args.layers else [])]
 
 
+def smoke(args) -> list[str]:
+    """A smoke run checks that every part runs, not what it learns: batches of 4 cut its steps'
+    cost (the 30,522-word output layer dominates a 1+1-layer MiniLM's step) by about 3x."""
+    return ["train.batch_size=4"] if args.quick else []
+
+
 def tune(args) -> dict:
     from cotdistill.config import load_config
     from cotdistill.pipeline import Run
@@ -65,7 +71,7 @@ def tune(args) -> dict:
         f"out={args.out / 'mixture'}", "task.source=mixture", f"task.mixture={json.dumps(mixture(args))}",
         *student_args(args), "train.recipe=pretrained", f"train.max_steps={args.steps}", "train.epochs=null", KEEP_NONE,
         f"train.eval_every={max(2, args.steps // 4)}", "eval.batch_size=32", f"eval.max_new_tokens={args.max_new_tokens}",
-        "methods=[cot_tuning, cot_tuning_direct]"])
+        *smoke(args), "methods=[cot_tuning, cot_tuning_direct]"])
     s = Run(cfg).run_all()
     keep = ("accuracy", "ci95", "by_task", "task_mean_accuracy", "train_pairs", "steps", "best_step")
     return {m: {k: v for k, v in r.items() if k in keep} for m, r in s["methods"].items()}
@@ -81,7 +87,7 @@ def unseen(args) -> dict:
                             method=method, shots=args.shots, n_eval=args.n_eval,
                             overrides=["train.recipe=pretrained", f"train.epochs={args.adapt_epochs}",
                                        "train.batch_size=8", "train.warmup_steps=0", "eval.batch_size=32", KEEP_NONE,
-                                       f"eval.max_new_tokens={args.max_new_tokens}"])
+                                       f"eval.max_new_tokens={args.max_new_tokens}", *smoke(args)])
         out[key] = s
     out["chance"] = out["cot_tuned"]["chance"]
     return out
@@ -108,7 +114,7 @@ def continual(args) -> dict:
                 f"out={args.out / continual_key(args) / task / key}", "task.source=benchmark", f"task.name={task}",
                 f"task.data_dir={args.data}", "task.n_train=0", *([f"task.n_test_max={args.n_eval}"] if args.quick else []),
                 "teacher.backend=replay", f"teacher.path={teacher_file(args.data, task)}", *student,
-                "train.recipe=pretrained", *budget, "eval.batch_size=32", KEEP_NONE, "methods=[ft_cot]"])
+                "train.recipe=pretrained", *budget, "eval.batch_size=32", KEEP_NONE, *smoke(args), "methods=[ft_cot]"])
             s = Run(cfg).run_all()["methods"]["ft_cot"]
             row[key], row[f"{key}_ci95"], row[f"{key}_steps"] = s["accuracy"], s["ci95"], s["steps"]
             row[f"{key}_best_step"] = s.get("best_step")

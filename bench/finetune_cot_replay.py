@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     if args.threads:
         train.append(f"train.threads={args.threads}")
     if args.quick:  # a smoke run: 30 test questions, short answers
-        train += ["eval.max_new_tokens=16", "task.n_test_max=30", "task.sample=random", "train.eval_every=2"]
+        train += ["eval.max_new_tokens=16", "task.n_test_max=30", "task.sample=random", "train.eval_every=2",
+                  *([] if scratch else ["train.batch_size=4"])]  # it checks that every part runs
     t0 = time.time()
     summary: dict = {"tasks": {}, "student_setup": {"student": student, "layers": args.layers, "train": train}}
     for task in TASKS:

