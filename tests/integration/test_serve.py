@@ -22,16 +22,16 @@ from cotdistill.tasks.schema import AnswerKind, Example
 
 from .test_masked_methods import cfg_for
 
-# One worker runs this module (`--dist loadgroup` in pyproject.toml), so its trained run is built
-# once, not once per xdist worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]
+pytestmark = pytest.mark.slow
 ENTRY = Path(sys.executable).parent / "cotdistill"
-TINY = ["task.name=coin_flip", "task.n_train=300", "task.n_test=24", "student.model=preset:tiny",
+TINY = ["task.name=coin_flip", "task.params={n_people: 2}", "task.n_train=300", "task.n_test=24", "student.model=preset:tiny",
         "train.max_steps=60", "train.eval_every=30", "train.warmup_steps=10", "train.learning_rate=0.003",
         "eval.max_new_tokens=80", "methods=[direct, ft_cot]", "train.keep_checkpoints=false"]
 
 
-@pytest.fixture(scope="module")
+# Session scope: an xdist worker that leaves this module for another and comes back would
+# train a module-scoped run again (pytest tears module fixtures down when the module changes).
+@pytest.fixture(scope="session")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("serve") / "run"
     r = Run(load_config(None, [f"out={out}", *TINY]))
@@ -43,7 +43,7 @@ def _preds(run, method):
     return [json.loads(l) for l in (run.out / method / "predictions.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(run):
     from fastapi.testclient import TestClient
 

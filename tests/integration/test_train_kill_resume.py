@@ -18,7 +18,7 @@ STEPS, EVERY = 60, 10
 def config(tmp_path, name):
     cfg = tmp_path / f"{name}.yaml"
     cfg.write_text(f"""
-task: {{name: last_letters, n_train: 240, n_test: 40}}
+task: {{name: last_letters, n_train: 240, n_test: 16}}
 methods: [ft_cot]
 student: {{model: "preset:tiny"}}
 train: {{max_steps: {STEPS}, eval_every: {EVERY}, batch_size: 16, warmup_steps: 5, threads: 1}}
