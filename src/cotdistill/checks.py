@@ -40,7 +40,30 @@ def problems(cfg: RunConfig, stages: Iterable[str] = STAGES) -> list[str]:
     if "teacher" in stages and _needs_teacher(cfg):
         found += _teacher_problems(cfg)
     if "train" in stages:
-        found += _student_problems(cfg)
+        found += _student_problems(cfg) + _tracker_problems(cfg.train.report_to)
+    return found
+
+
+# The package each tracker needs, where its name is not the package's (the rest import as named).
+_TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "azure_ml": ("azureml",), "flyte": ("flytekit",),
+                     "kubeflow": ("kubeflow",)}
+
+
+def _tracker_problems(report_to: list[str]) -> list[str]:
+    if not report_to:
+        return []
+    import importlib.util
+
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    found = []
+    for name in report_to:
+        if name not in INTEGRATION_TO_CALLBACK:
+            found.append(f"`train.report_to`: unknown tracker {name!r}; transformers knows "
+                         f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}")
+        elif not any(importlib.util.find_spec(p) for p in _TRACKER_PACKAGES.get(name, (name,))):
+            extra = f"pip install 'cotdistill[{name}]'" if name in ("tensorboard", "wandb") else f"pip install {name}"
+            found.append(f"`train.report_to`: {name} is not installed ({extra})")
     return found
 
 

@@ -1,4 +1,4 @@
-"""`cotdistill` command line: generate | curate | train | evaluate | run | serve | validate | demo | segments | list.
+"""`cotdistill` command line: generate | curate | train | evaluate | run | serve | unseen | validate | demo | segments | list.
 
 Library code never prints; this module sets up rich logging and progress bars and turns
 CotDistillError into a one-paragraph message and a non-zero exit code.
@@ -410,7 +410,8 @@ def list_cmd():
     from .tasks.synthetic import SYNTHETIC
 
     out_console.print("synthetic tasks: " + ", ".join(SYNTHETIC.names()))
-    out_console.print("benchmarks:      " + ", ".join([*BENCHMARKS, *SHARED_LOADERS]) + "  (task.data_dir: shared/data)")
+    out_console.print("benchmarks:      " + ", ".join([*BENCHMARKS, *SHARED_LOADERS])
+                      + "  (task.data_dir: the folder holding them, e.g. ../shared/data)")
     out_console.print("task sources:    synthetic, benchmark, release, file, hf, bigbench, mixture")
     out_console.print("teachers:        exact, openai, transformers, vllm, replay, dataset")
     out_console.print("methods:         " + ", ".join(METHODS.names()))

@@ -214,6 +214,10 @@ class TrainConfig(_Strict):
     compile: bool = Field(False, description="torch.compile the student (off by default: on the CPU compiling "
                           "costs more than it saves on runs this size)")
     resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
+    report_to: list[str] = Field(default_factory=list, description="also log training to these trackers "
+                                 "(transformers' names: tensorboard, wandb, mlflow, ...; each needs its package, e.g. "
+                                 "pip install 'cotdistill[tensorboard]'); TensorBoard writes to METHOD/logs, W&B "
+                                 "names the run OUT/METHOD. train_log.jsonl is written either way")
     keep_checkpoints: bool = Field(True, description="keep the Trainer checkpoints (weights and optimizer state) "
                                    "once training has finished and METHOD/model is saved; false deletes them (a "
                                    "MiniLM student's are about 1 GB): a rerun then reuses METHOD/model, and a larger "

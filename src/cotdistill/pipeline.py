@@ -140,15 +140,17 @@ class Run:
     def check_training_setup(self, method_name: str) -> None:
         """Checkpoints only resume a run of the same student, data and hyper-parameters (the step
         budget may grow): stamps METHOD/train_fingerprint.json, or refuses a folder stamped otherwise."""
-        # Packing is exact and never enters; a stamp written before a setting existed is read with
-        # that setting's default, so such folders still resume.
+        # Settings that leave the weights alone (packing is exact; threads, trackers) never enter; a
+        # stamp written before a setting existed is read with that setting's default, so such folders
+        # still resume.
         cfg, method = self.cfg, self.cfg.method(method_name)
         fingerprint = {
             "student": cfg.student.model_dump(mode="json", exclude=set() if cfg.student.tokenizer == "bpe" else {"vocab_size"}),
             "curate": cfg.curate.model_dump(mode="json"),
             "teacher": cfg.teacher.model_dump(mode="json", exclude={"concurrency", "max_retries", "timeout_s", "batch_size", "cache"}),
             "train": cfg.train.model_dump(mode="json", exclude={"max_steps", "epochs", "resume", "threads", "eval_every", "packing",
-                                                                "bf16", "compile", "keep_checkpoints"}),
+                                                                "bf16", "compile", "keep_checkpoints",
+                                                                "report_to"}),
             "method_options": method.training_options()}
         defaults = {k: config_defaults(method.opts if k == "method_options" else getattr(cfg, k)) for k in fingerprint}
         _check_same(self.out / method_name / "train_fingerprint.json", fingerprint, "training setup", defaults=defaults)

@@ -175,6 +175,7 @@ def test_ctrl_c_during_run_says_so_exits_130_and_a_rerun_resumes(tmp_path):
     (["task.source=file", "task.path=c.yaml", "task.kind=number", "methods=[ft_cot]"],
      "`teacher.backend`: 'exact' solves only the built-in synthetic tasks"),
     (["task.params={n_words: -1}"], "`task.params`"),
+    (["train.report_to=[tensorbord]"], "`train.report_to`: unknown tracker 'tensorbord'"),
 ])
 def test_validate_rejects_what_run_would(cfg, sets, needle):
     args = sum((["--set", s] for s in sets), [])

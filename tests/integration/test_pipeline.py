@@ -108,6 +108,27 @@ def test_a_rerun_reuses_a_finished_evaluation_until_its_model_questions_or_setti
     assert (mdir / "predictions.jsonl").read_text() != before
 
 
+def test_report_to_tensorboard_logs_under_the_method_and_does_not_change_the_training_setup(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    over = [f"out={tmp_path}", *TINY, "methods=[direct]", "train.max_steps=10", "train.eval_every=5",
+            "train.keep_checkpoints=false", "eval.max_new_tokens=10"]
+    Run(load_config(None, [*over, "train.report_to=[tensorboard]"])).run_all()
+    logs = tmp_path / "direct" / "logs"
+    assert not (tmp_path / "direct" / "checkpoints").exists()  # the logs outlive the deleted checkpoints
+    events = EventAccumulator(str(logs))
+    events.Reload()
+    assert {"train/loss", "eval/loss"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("eval/loss")] == [5, 10]
+    logged = [json.loads(l) for l in (tmp_path / "direct" / "train_log.jsonl").read_text().splitlines()]
+    assert [e.value for e in events.Scalars("eval/loss")] == pytest.approx([h["eval_loss"] for h in logged
+                                                                            if "eval_loss" in h])
+    # logging is not part of the training setup: the same folder without it reuses the model
+    weights = (tmp_path / "direct" / "model" / "model.safetensors").read_bytes()
+    Run(load_config(None, over)).run_all()
+    assert (tmp_path / "direct" / "model" / "model.safetensors").read_bytes() == weights
+
+
 def test_dropped_checkpoints_a_rerun_reuses_the_model_and_a_larger_budget_retrains(tmp_path, caplog):
     over = [f"out={tmp_path}", *TINY, "methods=[ft_cot]", "train.keep_checkpoints=false"]
     Run(load_config(None, over)).run_all()

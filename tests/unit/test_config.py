@@ -92,3 +92,15 @@ def test_config_that_is_a_folder_or_not_utf8(tmp_path):
 def test_an_explicit_step_budget_wins_over_the_recipe_epochs():
     cfg = load_config(None, ["student.model=pretrained:minilm-seq2seq", "train.max_steps=3"])
     assert cfg.train.epochs is None and cfg.train.steps_for(500) == 3 and cfg.train.learning_rate == 1e-4
+
+
+def test_a_tracker_that_is_not_installed_is_named_with_its_install_command(monkeypatch):
+    import importlib.util
+
+    from cotdistill.checks import problems
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    cfg = load_config(None, ["train.report_to=[tensorboard, wandb]"])
+    found = problems(cfg, ["train"])
+    assert found == ["`train.report_to`: wandb is not installed (pip install 'cotdistill[wandb]')"]

@@ -25,6 +25,7 @@ from .pretrained import NEW_PARTS_ATTR
 
 log = logging.getLogger(__name__)
 LOG_FILE = "train_log.jsonl"  # written by the caller next to `checkpoints/`
+LOGS_DIR = "logs"  # TensorBoard event files (train.report_to: [tensorboard])
 
 
 @dataclass
@@ -188,7 +189,8 @@ def train_student(
         lr_scheduler_type=_SCHEDULES[cfg.lr_schedule], weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         eval_strategy="steps" if has_val else "no", eval_steps=every, save_strategy="steps", save_steps=every,
         save_total_limit=2, load_best_model_at_end=has_val, metric_for_best_model="eval_loss",
-        greater_is_better=False, logging_steps=max(1, every // 5), report_to=[], disable_tqdm=True,
+        greater_is_better=False, logging_steps=max(1, every // 5), disable_tqdm=True,
+        report_to=[r for r in cfg.report_to if r != "tensorboard"], run_name=f"{out_dir.parent.name}/{out_dir.name}",
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         prediction_loss_only=True,  # validation needs the loss only: no gathering of (batch x tokens x vocab) logits
         bf16=_bf16(cfg), torch_compile=cfg.compile,
@@ -200,7 +202,7 @@ def train_student(
         collator = PackedCollator() if packed else Collator(tok.pad_token_id)
     trainer = _trainer_cls(seq2seq)(
         model=model, args=args, train_dataset=train_feats, eval_dataset=val_feats or None,
-        data_collator=collator, callbacks=[Hooks()],
+        data_collator=collator, callbacks=[Hooks(), *_tensorboard(cfg, out_dir)],
     )
     trainer.new_parts_lr_scale = cfg.new_parts_lr_scale
     if grouped:
@@ -225,6 +227,18 @@ def train_student(
 
 # train.lr_schedule -> the transformers scheduler (each warms up for warmup_steps first).
 _SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+
+
+def _tensorboard(cfg, out_dir: Path) -> list:
+    """TensorBoard's callback writing to METHOD/logs: transformers' default folder is inside
+    output_dir (METHOD/checkpoints), which train.keep_checkpoints: false deletes."""
+    if "tensorboard" not in cfg.report_to:
+        return []
+    from transformers.integrations import TensorBoardCallback
+
+    cb = TensorBoardCallback()
+    cb.logging_dir = str(out_dir / LOGS_DIR)
+    return [cb]
 
 
 def _bf16(cfg) -> bool:
