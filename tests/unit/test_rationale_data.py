@@ -92,3 +92,26 @@ def test_restating_word_problems_mix_extractive_and_abstractive_steps():
     assert make_synthetic("word_problems", {"n_steps": 3}).solve(ex.question)[0].count(".") < rationale.count(".")
     # the cache must not mix rationales of the two styles
     assert ExactTeacher("word_problems", {"restate": True}).identity != ExactTeacher("word_problems", {}).identity
+
+
+def test_a_math_task_is_curated_and_scored_by_value(tmp_path):
+    """kind: math end to end: the teacher's boxed answer is read from its rationale and kept when
+    it equals the gold by value; a trained student's predictions are scored the same way."""
+    rows = [{"id": str(i), "question": f"What is {i} halves?", "answer": f"{i}/2",
+             "why": f"{i} halves make " + (rf"\boxed{{\frac{{{2 * i}}}{{4}}}}" if i % 3 else rf"\boxed{{{i + 1}}}") + "."}
+            for i in range(1, 13)]
+    f = tmp_path / "d.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = load_config(None, [f"out={tmp_path / 'run'}", "task.source=file", f"task.path={f}", "task.kind=math",
+                             "task.n_test=2", "task.columns={rationale: why}", "teacher.backend=dataset",
+                             "curate.answer_source=rationale", "methods=[ft_cot]", "train.max_steps=2",
+                             "train.eval_every=2", "eval.max_new_tokens=8"])
+    run = Run(cfg)
+    train, _, curated = run.prepare()
+    wrong = {e.id for e in train if int(e.id) % 3 == 0}  # \boxed{i + 1} is not i/2
+    assert {r["id"] for r in curated} == {e.id for e in train} - wrong and wrong
+    stats = json.loads((tmp_path / "run" / "curation_stats.json").read_text())
+    assert stats["dropped"]["wrong_answer"] == len(wrong)
+    s = run.run_all()
+    preds = [json.loads(l) for l in (tmp_path / "run" / "ft_cot" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 and s["methods"]["ft_cot"]["n"] == 2

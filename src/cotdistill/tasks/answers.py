@@ -10,6 +10,10 @@ Curation (is the teacher right?) and evaluation (is the student right?) both cal
   yes_no -> "yes" / "no"
   text   -> lower-case, quotes and outer punctuation stripped, whitespace collapsed
   label  -> like text, path separators normalised to "/"
+  math   -> the expression math-verify reads ("\\frac{1}{2}" from "\\boxed{\\frac{1}{2}}"); compared by
+            value, so "0.5", "1/2" and "\\frac{2}{4}" are the same answer. math-verify is optional
+            (pip install 'cotdistill[math]') and picks one answer per text by its own priorities
+            (\\boxed{} first), so `first` and `last` agree for this kind.
 """
 from __future__ import annotations
 
@@ -174,6 +178,47 @@ def normalize_label(s: str) -> str:
     return out + ")" if out.count("(") > out.count(")") and s.rstrip().endswith(")") else out
 
 
+MATH_VERIFY_MISSING = "answer kind 'math' compares expressions with math-verify: pip install 'cotdistill[math]'"
+# Three letters in a row once LaTeX commands are taken out: prose ("the answer is"), not an expression.
+_PROSE = re.compile(r"[a-zA-Z]{3,}")
+
+
+def _math_verify():
+    try:
+        import math_verify
+    except ImportError:
+        from ..errors import ConfigError
+
+        raise ConfigError(MATH_VERIFY_MISSING) from None
+    return math_verify
+
+
+def _timeout() -> int | None:
+    """math-verify's timeout is a SIGALRM, which only the main thread may set (the server scores
+    answers in worker threads): elsewhere it runs without one."""
+    import threading
+
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def _math_parse(text: str) -> list:
+    """math-verify's reading of `text`; a bare expression ("2\\sqrt{3}", "x^2+1") is read as LaTeX,
+    which math-verify only does between delimiters."""
+    mv, timeout = _math_verify(), _timeout()
+    s = text.strip()
+    bare = s and "$" not in s and "\\boxed" not in s and not _PROSE.search(re.sub(r"\\[a-zA-Z]+", "", s))
+    if bare:
+        found = mv.parse(f"${s}$", parsing_timeout=timeout)
+        if found:
+            return found
+    return mv.parse(s, parsing_timeout=timeout)
+
+
+def math_candidates(text: str) -> list[str]:
+    found = _math_parse(text)
+    return [found[-1]] if found and isinstance(found[-1], str) and found[-1].strip() else []
+
+
 def candidates(text: str, kind: AnswerKind | str, choices: Sequence[str] | None = None) -> list[str]:
     """Every answer of `kind` in `text`, normalised, in reading order; none when the text abstains."""
     if abstains(text):
@@ -190,6 +235,8 @@ def _candidates(text: str, kind: AnswerKind, choices: Sequence[str] | None) -> l
         return yes_no_candidates(text)
     if kind is AnswerKind.label:
         return [normalize_label(c) for c in text_candidates(text)]
+    if kind is AnswerKind.math:
+        return math_candidates(text)
     return text_candidates(text)
 
 
@@ -218,6 +265,9 @@ def normalize_gold(answer: str, kind: AnswerKind | str, choices: Sequence[str] |
         return c[0] if c else normalize_text(str(answer))
     if kind is AnswerKind.label:
         return normalize_label(str(answer))
+    if kind is AnswerKind.math:
+        found = math_candidates(str(answer))
+        return found[0] if found else str(answer).strip()
     return normalize_text(str(answer))
 
 
@@ -240,6 +290,9 @@ def gold_problem(answer: str, kind: AnswerKind | str, choices: Sequence[str] | N
     elif kind is AnswerKind.yes_no:
         if normalize_gold(a, kind) not in ("yes", "no"):
             return f"{a!r} is not yes/no (or true/false)"
+    elif kind is AnswerKind.math:
+        if not math_candidates(a):
+            return f"{a!r} is not an expression math-verify can read"
     elif not normalize_gold(a, kind):
         return "the answer is empty"
     return None
@@ -257,4 +310,6 @@ def is_correct(pred: str | None, gold: str, kind: AnswerKind | str) -> bool:
             return False
     if kind is AnswerKind.text:  # "n a o a" spells "naoa": spacing is not content
         return pred.replace(" ", "") == gold.replace(" ", "")
+    if kind is AnswerKind.math and pred != gold:
+        return bool(_math_verify().verify(_math_parse(gold), _math_parse(pred), timeout_seconds=_timeout()))
     return pred == gold

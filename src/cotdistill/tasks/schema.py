@@ -15,6 +15,7 @@ class AnswerKind(str, Enum):
     yes_no = "yes_no"
     text = "text"  # free text compared after normalisation
     label = "label"  # a class label, possibly a path such as "comp/graphics"
+    math = "math"  # a LaTeX or plain expression ("\\frac{1}{2}", "2\\sqrt{3}"), compared by value (math-verify)
 
 
 class Example(BaseModel):
