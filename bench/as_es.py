@@ -80,8 +80,7 @@ def kind_losses(run, method: str) -> dict:
     groups: dict = {"ES": [], "AS": [], "answer": []}
     for ex in val:
         rs = by_q.get(ex.id, [])
-        turns = m.turns(ex, rs, seq2seq) if method == "as_es_dual" else \
-            [(p.target.strip()[:2] if p.target.strip()[:2] in ("ES", "AS") else "AS", p) for p in m.train_pairs(ex, rs, seq2seq)]
+        turns = m.turns(ex, rs, seq2seq) if method == "as_es_dual" else m.steps(ex, rs, seq2seq)
         for kind, p in turns:
             key = "answer" if "-->" in p.target else kind
             student = m.student_for(kind if method == "as_es_dual" else "ES", model)
@@ -93,6 +92,8 @@ def kind_losses(run, method: str) -> dict:
             feats, _ = encode_pairs([p], tok, seq2seq, 512)
             if not feats:
                 continue
+            if method == "as_es" and m.packed(seq2seq) and "-->" not in p.target:
+                feats[0]["labels"][-1] = -100  # inside a packed sequence a step ends with ` |`, not EOS
             b = Collator(tok.pad_token_id)(feats)
             b.pop("weights")
             with torch.no_grad():

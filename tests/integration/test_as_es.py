@@ -32,17 +32,21 @@ def test_as_es_and_dual_train_decode_and_record_segments(tmp_path):
             assert all(k in ("ES", "AS") for k, _ in p["segments"])
         info = json.loads((tmp_path / "run" / m / "train_info.json").read_text())
         assert info["segments"]["as_segments"] > 0  # counted per kind
-        # one pair per segment plus the answer step, for every kept rationale
-        assert info["train_pairs"] > 120 * 0.9 * 2
+    # preset:tiny is decoder-only: as_es learns each kept rationale as one sequence, as_es_dual a
+    # pair per segment plus the answer step
+    pairs = {m: json.loads((tmp_path / "run" / m / "train_info.json").read_text())["train_pairs"]
+             for m in ("as_es", "as_es_dual")}
+    assert pairs["as_es"] == 108 and pairs["as_es_dual"] > 108 * 2
     assert (tmp_path / "run/as_es_dual/model/as_student/config.json").exists()
 
 
 def test_pairs_carry_the_kind_and_end_with_the_answer():
     ex = Example(id="1", question="Tom has 3 apples and 2 pears. How many fruits?", answer="5", kind="number")
     r = "Tom has 3 apples. He has 2 pears. 3 + 2 = 5."
-    pairs = get_method("as_es").train_pairs(ex, [r], seq2seq=False)
+    pairs = get_method("as_es", {"pack": False}).train_pairs(ex, [r], seq2seq=False)
     assert [p.target for p in pairs] == [" ES: Tom has 3 apples.", " ES: He has 2 pears.", " AS: 3 + 2 = 5.", " --> 5"]
     assert pairs[2].source == f"{ex.question} ### Tom has 3 apples. He has 2 pears."
+    assert len(get_method("as_es").train_pairs(ex, [r], seq2seq=True)) == 4  # encoder-decoder: never packed
     dual = get_method("as_es_dual").turns(ex, [r], seq2seq=True)
     assert [(k, p.target) for k, p in dual] == [("ES", "Tom has 3 apples. [ES]"), ("ES", "He has 2 pears. [AS]"),
                                                 ("AS", "3 + 2 = 5. [AS]"), ("AS", "--> 5")]
@@ -50,6 +54,54 @@ def test_pairs_carry_the_kind_and_end_with_the_answer():
     assert opens_abstract[0] == ("ES", opens_abstract[0][1]) and opens_abstract[0][1].target == "[AS]"  # hand-over
     m = get_method("as_es")
     assert m.train_pairs(ex, ["   "], seq2seq=False) == [] and m.counts["rationales_without_segments"] == 1
+
+
+def test_packed_as_es_is_its_steps_in_one_sequence():
+    """Decoder-only as_es trains one row per rationale; its tokens are, exactly, every step's
+    context followed by that step's target, so the row's loss is the loss of all its steps."""
+    from cotdistill.students import load_student
+    from cotdistill.students.data import IGNORE, encode_pairs
+
+    ex = Example(id="1", question="Tom has 3 apples and 2 pears. How many fruits?", answer="5", kind="number")
+    r = "Tom has 3 apples. He has 2 pears. 3 + 2 = 5."
+    m = get_method("as_es")
+    [row] = m.train_pairs(ex, [r], seq2seq=False)
+    assert row.source == f"{ex.question} ###"
+    assert row.target == " ES: Tom has 3 apples. | ES: He has 2 pears. | AS: 3 + 2 = 5. | --> 5"
+    steps = m.steps(ex, [r], seq2seq=False)
+    assert [k for k, _ in steps] == ["ES", "ES", "AS", "AS"]
+    _, tok, _ = load_student("preset:tiny")
+    [packed], _ = encode_pairs([row], tok, False, 512)
+    at = None
+    for k, (_, p) in enumerate(steps):
+        [f], _ = encode_pairs([p], tok, False, 512)
+        n = len(f["input_ids"]) - (k < len(steps) - 1)  # inside the row a step ends with ` |`, not EOS
+        context = f["labels"].count(IGNORE)
+        assert f["input_ids"][:n] == packed["input_ids"][:n]
+        assert packed["labels"][context:n] == f["labels"][context:n]  # the step's target, trained in the row
+        assert context == at if at is not None else packed["labels"][:context] == [IGNORE] * context
+        at = n
+    assert at == len(packed["input_ids"])
+
+
+def test_packed_decoding_writes_one_segment_per_step_and_shows_the_kinds(monkeypatch):
+    from cotdistill import hf
+
+    q = Example(id="a", question="Ann has 2 pens. How many pens?", answer="2", kind="number")
+    seen = []
+
+    def fake_generate(model, tok, prompts, **kw):
+        seen.append((prompts[0], kw["stop"]))
+        step = prompts[0].count("|")
+        return [hf.Generated(["ES: Ann has 2 pens.", "AS: 2 in all.", "--> 2"][step], "stop", 5, 4, 0.0)]
+
+    monkeypatch.setattr(hf, "generate", fake_generate)
+    monkeypatch.setattr(hf, "input_limit", lambda model, tok: 512)
+    [out] = get_method("as_es").predict(None, None, False, [q], max_new_tokens=8, batch_size=4)
+    assert [s for s, _ in seen] == [f"{q.question} ###", f"{q.question} ### ES: Ann has 2 pens. |",
+                                    f"{q.question} ### ES: Ann has 2 pens. | AS: 2 in all. |"]
+    assert {stop for _, stop in seen} == {("|",)}
+    assert out.extra["segments"] == [["ES", "Ann has 2 pens."], ["AS", "2 in all."]] and out.parsed.answer == "2"
 
 
 def test_dual_folder_missing_its_as_student_fails_clearly(tmp_path):

@@ -5,15 +5,20 @@ question and the segments so far; the last step writes `--> {answer}`, read by t
 extractor. Inference repeats generation until the answer step or `max_segments` steps.
 
 - `as_es`: one student; each target starts with the kind it writes (`ES: ...`, `AS: ...`), so
-  the student also decides which kind comes next.
+  the student also decides which kind comes next. A decoder-only student learns all the steps of
+  a rationale in ONE sequence (`pack`, on by default): in `{q} ### ES: s1 | AS: s2 | --> {a}`
+  step k's context (`{q} ### ES: s1 |`) is a prefix and its target (` AS: s2 |`) the tokens that
+  follow, so the loss on everything after `###` is the loss of every step at once, and an
+  optimizer step sees whole rationales (as `ft_cot` does) instead of one segment per row.
+  Inference still writes one segment per step, stopping at ` |`.
 - `as_es_dual`: two students, one per kind, trained together (one module, one loop: each pair's
   loss goes to its kind's student). A turn ends with the kind that comes next (`... [AS]`); the
   ES student starts, handing over at once (`[AS]`) when the rationale opens with an abstractive
   step; the AS student writes the answer step. Saved as the ES student in `model/` and the AS
   student in `model/as_student/`.
 
-Context: decoder-only `{q} ### {s1} {s2} ...` -> ` {target}` + EOS; encoder-decoder
-`{q} ### {s1} {s2} ...` -> `{target}`.
+Context: decoder-only `{q} ### {s1} {s2} ...` -> ` {target}` + EOS (packed: `{q} ### ES: {s1} | ...`
+-> ` AS: {s2} |`); encoder-decoder `{q} ### {s1} {s2} ...` -> `{target}`.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ log = logging.getLogger(__name__)
 AS_DIR = "as_student"
 _KIND_PREFIX = re.compile(r"^\s*(ES|AS)\s*:\s*", re.I)
 _NEXT_TAG = re.compile(r"\[\s*(ES|AS)\s*\]\s*$", re.I)
+SEGMENT_END = "|"  # ends a step's segment in a packed as_es sequence
 
 
 class ASESOptions(MethodOptions):
@@ -48,6 +54,13 @@ class ASESOptions(MethodOptions):
     segment_model: str | None = Field(None, description="entropy rule: reference causal LM (hub id, path, preset:NAME)")
     max_segments: int = Field(16, ge=1, description="inference: segment steps before giving up (the answer step "
                               "included)")
+
+
+class OneModelOptions(ASESOptions):
+    pack: bool = Field(True, description="as_es with a decoder-only student: learn a rationale's steps in one "
+                       "sequence (`ES: s1 | AS: s2 | --> a`; the same loss as a pair per step, one row per "
+                       "rationale); false: a pair per step. Encoder-decoder students always train a pair per step")
+
 
 
 class _Segmented(Method):
@@ -118,12 +131,14 @@ class _Segmented(Method):
             # in this step must wait for the next one (else it takes two steps at once).
             groups = {kind: [i for i in active if turn[i] == kind] for kind in sorted({turn[i] for i in active})}
             for kind, idx in groups.items():
-                prompts = [self.context(examples[i], [t for _, t in done[i]], seq2seq) for i in idx]
+                prompts = [self.context(examples[i], [self.written(k, t, seq2seq) for k, t in done[i]], seq2seq)
+                           for i in idx]
                 t0 = time.perf_counter()
                 # The context grows each step: one that no longer fits comes back too_long and stops, unanswered.
                 gens = hf.generate(self.student_for(kind, model), tok, prompts, seq2seq=seq2seq,
                                    max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size,
-                                   markers=(SEP,), max_input_tokens=limit, too_long="mark")
+                                   markers=(SEP,), stop=self.stops(seq2seq), max_input_tokens=limit,
+                                   too_long="mark")
                 per = (time.perf_counter() - t0) / max(1, sum(g.finish_reason != hf.TOO_LONG for g in gens))
                 for i, g in zip(idx, gens):
                     if g.finish_reason == hf.TOO_LONG:
@@ -168,6 +183,13 @@ class _Segmented(Method):
     def first_turn(self) -> str:
         return ES
 
+    def written(self, kind: str, text: str, seq2seq: bool) -> str:
+        """A segment as the context shows it to the next step."""
+        return text
+
+    def stops(self, seq2seq: bool) -> tuple[str, ...]:
+        return ()
+
     def student_for(self, kind: str, model):
         return model
 
@@ -179,18 +201,44 @@ class _Segmented(Method):
 class ASES(_Segmented):
     name = "as_es"
     paper = "Xi et al. 2024, Towards Efficient CoT Learning in Small Models (one model, kind prompts)"
+    Options: ClassVar[type[OneModelOptions]] = OneModelOptions
+
+    def packed(self, seq2seq: bool) -> bool:
+        return self.opts.pack and not seq2seq
+
+    def written(self, kind, text, seq2seq):
+        return f"{kind}: {text} {SEGMENT_END}" if self.packed(seq2seq) else text
+
+    def stops(self, seq2seq):
+        return (SEGMENT_END,) if self.packed(seq2seq) else ()
+
+    def steps(self, ex, rationales, seq2seq) -> list[tuple[str, Pair]]:
+        """(kind of the segment written, pair) for every step of every rationale, as inference takes
+        them; the answer step counts as AS."""
+        return [step for r in rationales for step in self._steps(ex, r, seq2seq)]
+
+    def _steps(self, ex, rationale, seq2seq) -> list[tuple[str, Pair]]:
+        segs = self.segments(ex, rationale)
+        if not segs:
+            return []
+        shown = [self.written(k, t, seq2seq) for k, t in segs]
+        out = []
+        for k, (kind, text) in enumerate(segs):
+            self.counts[f"{kind.lower()}_segments"] += 1
+            body = shown[k] if self.packed(seq2seq) else f"{kind}: {text}"
+            out.append((kind, Pair(self.context(ex, shown[:k], seq2seq), self._target(body, seq2seq))))
+        out.append((AS, Pair(self.context(ex, shown, seq2seq), self._target(f"{SEP} {self.gold(ex)}", seq2seq))))
+        return out
 
     def train_pairs(self, ex, rationales, seq2seq):
+        if not self.packed(seq2seq):
+            return [p for _, p in self.steps(ex, rationales, seq2seq)]
         pairs = []
         for r in rationales:
-            segs = self.segments(ex, r)
-            if not segs:
-                continue
-            for k, (kind, text) in enumerate(segs):
-                self.counts[f"{kind.lower()}_segments"] += 1
-                pairs.append(Pair(self.context(ex, [t for _, t in segs[:k]], seq2seq),
-                                  self._target(f"{kind}: {text}", seq2seq)))
-            pairs.append(Pair(self.context(ex, [t for _, t in segs], seq2seq), self._target(f"{SEP} {self.gold(ex)}", seq2seq)))
+            # Step k's context is step k-1's context plus its target, so the steps are one sequence:
+            # the first context, then every target, with the loss on all of them.
+            if steps := self._steps(ex, r, seq2seq):
+                pairs.append(Pair(steps[0][1].source, "".join(p.target for _, p in steps)))
         return pairs
 
     def read_segment(self, text, turn):
