@@ -11,7 +11,7 @@ Reports accuracy (95% CI), generated tokens and seconds per question, the ES/AS 
 training rationales, and the validation loss per segment kind of the AS-ES students (the paper's
 explanation is that abstractive steps are the hard part).
 
-    python bench/as_es.py --out runs/as_es [--data ../shared/data] [--layers 3] [--steps 300] [--quick]
+    python bench/as_es.py --out runs/as_es [--data ../shared/data] [--layers 3] [--steps 300] [--no-pack] [--quick]
 
 Prints the table last; writes OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95",
 "mean_generated_tokens", "seconds_per_100", ...}}} (pretrained encoder-decoder), "sets_causal"
@@ -50,6 +50,7 @@ def overrides(args, name: str, student: str) -> list[str]:
              else ["train.learning_rate=0.002", "train.warmup_steps=50"])
     n_test = args.n_test
     opts = {"level": args.level, **({"max_segments": 3} if args.quick else {})}
+    per_method = {"as_es": {**opts, "pack": args.pack}, "as_es_dual": opts}
     who = next(w for w, m in STUDENTS.items() if m == student)
     return [f"out={args.out / who / name}", *(o.replace("{data}", str(args.data)) for o in SETS[name]),
             f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test={n_test}",
@@ -57,7 +58,7 @@ def overrides(args, name: str, student: str) -> list[str]:
             f"train.max_steps={args.steps}", "train.epochs=null", f"train.batch_size={args.batch_size}", "train.keep_checkpoints=false",
             f"train.eval_every={max(2, args.steps // 5)}", "eval.batch_size=32",
             *([f"eval.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
-            f"method_options={json.dumps({m: opts for m in ('as_es', 'as_es_dual')})}",
+            f"method_options={json.dumps(per_method)}",
             f"methods=[{', '.join(args.methods)}]"]
 
 
@@ -147,6 +148,8 @@ def main(argv=None) -> int:
                     help="a subset (e.g. as_es ft_cot for the bar); a rerun with more reuses the trained ones")
     ap.add_argument("--level", choices=["sentence", "clause"], default="sentence",
                     help="segment level of as_es / as_es_dual (clause splits 'X flips the coin, so it is tails up')")
+    ap.add_argument("--pack", action=argparse.BooleanOptionalAction, default=True,
+                    help="as_es with a decoder-only student: one training row per rationale (--no-pack: a row per step)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 steps, a few questions")
     args = ap.parse_args(argv)
     if args.quick:
@@ -171,7 +174,7 @@ def main(argv=None) -> int:
                                       for k, r in summary[SETS_KEY[w]].items()})
                        for w in args.students if w != "scratch"}
     summary["setup"] = {"steps": args.steps, "batch_size": args.batch_size, "layers": args.layers, "n_train": args.n_train,
-                        "n_test": args.n_test, "level": args.level,
+                        "n_test": args.n_test, "level": args.level, "pack": args.pack,
                         "students": {w: STUDENTS[w] for w in args.students}, "quick": args.quick}
     summary["minutes"] = round((time.time() - t0) / 60, 1)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -194,11 +194,13 @@ def test_as_es_bench_on_replayed_coin_flip_rationales(tmp_path, shared_data):
 
 def test_as_es_bench_runs_a_subset_of_methods(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--out", str(tmp_path),
-                        "--sets", "word_problems", "--students", "scratch", "--methods", "as_es", "direct"],
+                        "--sets", "word_problems", "--students", "scratch", "--methods", "as_es", "direct", "--no-pack"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     assert {m for m in s["sets_scratch"]["word_problems"] if not m.startswith("_")} == {"as_es", "direct"}
+    # --no-pack: a pair per segment step of the 24 questions' rationales (8 segments each), not one per rationale
+    assert s["setup"]["pack"] is False and s["sets_scratch"]["word_problems"]["as_es"]["train_pairs"] > 24 * 4
     assert set(s["kind_loss_scratch"]["word_problems"]) == {"as_es"}
     bad = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--methods", "cott"],
                          capture_output=True, text=True, timeout=120)
