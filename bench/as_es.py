@@ -16,7 +16,8 @@ explanation is that abstractive steps are the hard part).
 Prints the table last; writes OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95",
 "mean_generated_tokens", "seconds_per_100", ...}}} (pretrained encoder-decoder), "sets_causal"
 (`--students causal`: MiniLM as a decoder), "sets_scratch" (from scratch), "segments": {SET:
-{"es_share", ...}}, "kind_loss[_causal|_scratch]": {SET: {METHOD: {"ES", "AS", "answer"}}},
+{"es_share", ...}}, "kind_loss[_causal|_scratch]": {SET: {METHOD: {"ES", "AS", "answer"}}} (the trained student),
+"kind_loss[...]_curve": {SET: {"as_es": [{"step", "all", "ES", "AS", "answer"}]}} (every evaluation),
 "bars": {STUDENT: {SET: ...}}, "setup": ...}.
 """
 from __future__ import annotations
@@ -81,11 +82,12 @@ def kind_losses(run, method: str) -> dict:
     groups: dict = {"ES": [], "AS": [], "answer": []}
     for ex in val:
         rs = by_q.get(ex.id, [])
-        turns = m.turns(ex, rs, seq2seq) if method == "as_es_dual" else m.steps(ex, rs, seq2seq)
-        for kind, p in turns:
-            key = "answer" if "-->" in p.target else kind
-            student = m.student_for(kind if method == "as_es_dual" else "ES", model)
-            groups[key].append((student, p))
+        if method == "as_es_dual":
+            for kind, p in m.turns(ex, rs, seq2seq):
+                groups["answer" if "-->" in p.target else kind].append((m.student_for(kind, model), p))
+        else:
+            for key, p in m.loss_groups(ex, rs, seq2seq):
+                groups[key].append((model, p))
     out = {}
     for key, items in groups.items():
         losses = []
@@ -93,8 +95,6 @@ def kind_losses(run, method: str) -> dict:
             feats, _ = encode_pairs([p], tok, seq2seq, 512)
             if not feats:
                 continue
-            if method == "as_es" and m.packed(seq2seq) and "-->" not in p.target:
-                feats[0]["labels"][-1] = -100  # inside a packed sequence a step ends with ` |`, not EOS
             b = Collator(tok.pad_token_id)(feats)
             b.pop("weights")
             with torch.no_grad():
@@ -103,7 +103,19 @@ def kind_losses(run, method: str) -> dict:
     return out
 
 
-def run_set(args, name: str, student: str) -> tuple[dict, dict, dict]:
+def loss_curve(run, method: str) -> list[dict]:
+    """The validation loss per target token of each kind at every evaluation of training (the
+    `eval_loss_GROUP` rows of train_log.jsonl), with the whole validation loss beside it."""
+    from cotdistill.io import read_jsonl_list
+
+    path = run.out / method / "train_log.jsonl"
+    rows = read_jsonl_list(path) if path.exists() else []
+    return [{"step": r["step"], "all": round(r["eval_loss"], 4),
+             **{k.removeprefix("eval_loss_"): v for k, v in r.items() if k.startswith("eval_loss_")}}
+            for r in rows if "eval_loss" in r]
+
+
+def run_set(args, name: str, student: str) -> tuple[dict, dict, dict, dict]:
     from cotdistill.config import load_config
     from cotdistill.pipeline import Run
     from cotdistill.segments import label, split_segments, statistics
@@ -117,7 +129,8 @@ def run_set(args, name: str, student: str) -> tuple[dict, dict, dict]:
     curated = run.load_stage("curated.jsonl")
     segs = statistics([label(split_segments(r["rationale"], args.level), r["question"]) for r in curated])
     losses = {m: kind_losses(run, m) for m in ("as_es", "as_es_dual") if m in args.methods}
-    return rows, segs, losses
+    curves = {m: loss_curve(run, m) for m in ("as_es",) if m in args.methods}  # as_es_dual owns its training
+    return rows, segs, losses, curves
 
 
 def check_bars(sets: dict) -> dict:
@@ -161,13 +174,15 @@ def main(argv=None) -> int:
         print(f"no data for {real} under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
     t0 = time.time()
-    summary: dict = {**{SETS_KEY[w]: {} for w in args.students}, "segments": {}, **{LOSS_KEY[w]: {} for w in args.students}}
+    summary: dict = {**{SETS_KEY[w]: {} for w in args.students}, "segments": {},
+                     **{LOSS_KEY[w]: {} for w in args.students}, **{f"{LOSS_KEY[w]}_curve": {} for w in args.students}}
     for who in args.students:
         for name in args.sets:
-            rows, segs, losses = run_set(args, name, STUDENTS[who])
+            rows, segs, losses, curves = run_set(args, name, STUDENTS[who])
             summary[SETS_KEY[who]][name] = rows
             summary["segments"][name] = segs
             summary[LOSS_KEY[who]][name] = losses
+            summary[f"{LOSS_KEY[who]}_curve"][name] = curves
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "summary.json").write_text(json.dumps(summary, indent=2))  # a long run keeps what it did
     summary["bars"] = {w: check_bars({k: {m: v for m, v in r.items() if not m.startswith("_")}
@@ -193,6 +208,13 @@ def print_table(summary: dict, args) -> None:
             for m, ls in ms.items():
                 print(f"  {who:10} "
                       f"{name:14} {m:11} " + "  ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in ls.items()))
+    print("\nValidation loss per segment kind during training (per token, pooled; all = the whole validation loss)")
+    for who, key in LOSS_KEY.items():
+        for name, ms in summary.get(f"{key}_curve", {}).items():
+            for m, rows in ms.items():
+                for r in rows:
+                    print(f"  {who:10} {name:14} {m:11} step {r['step']:5} "
+                          + "  ".join(f"{k} {v:.3f}" for k, v in r.items() if k != "step"))
     print("\nBars")
     for k, v in summary["bars"].items():
         print(f"  {k}: {json.dumps(v)}")

@@ -206,8 +206,13 @@ class Run:
             tcfg = self.cfg.train.model_copy(update={"max_steps": self.cfg.train.steps_for(len(train_pairs))})
             if done := _trained_before(mdir, tcfg):
                 return done
+            groups: dict[str, list] = {}
+            for e in va:
+                for name, p in method.loss_groups(e, by_q.get(e.id, []), seq2seq):
+                    groups.setdefault(name, []).append(p)
             with self.rep.task(f"train {method_name}", tcfg.max_steps) as adv:
-                res = train_student(model, tok, seq2seq, train_pairs, val_pairs, tcfg, mdir, progress=adv)
+                res = train_student(model, tok, seq2seq, train_pairs, val_pairs, tcfg, mdir, progress=adv,
+                                    groups=groups)
         from . import dist
 
         if not dist.is_main():  # another training process: the main one saves

@@ -37,6 +37,12 @@ def test_as_es_and_dual_train_decode_and_record_segments(tmp_path):
     pairs = {m: json.loads((tmp_path / "run" / m / "train_info.json").read_text())["train_pairs"]
              for m in ("as_es", "as_es_dual")}
     assert pairs["as_es"] == 108 and pairs["as_es_dual"] > 108 * 2
+    # as_es logs the validation loss of each kind of step at every evaluation (steps 10 and 20)
+    log = [json.loads(l) for l in (tmp_path / "run/as_es/train_log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [10, 20]
+    assert all({"eval_loss_ES", "eval_loss_AS", "eval_loss_answer"} <= r.keys() for r in evals)
+    assert evals[1]["eval_loss_ES"] < evals[0]["eval_loss_ES"]  # the student learns
     assert (tmp_path / "run/as_es_dual/model/as_student/config.json").exists()
 
 
@@ -75,13 +81,41 @@ def test_packed_as_es_is_its_steps_in_one_sequence():
     at = None
     for k, (_, p) in enumerate(steps):
         [f], _ = encode_pairs([p], tok, False, 512)
-        n = len(f["input_ids"]) - (k < len(steps) - 1)  # inside the row a step ends with ` |`, not EOS
+        n = len(f["input_ids"])  # inside the row a step ends with ` |`: only the answer step ends with EOS
+        assert (f["input_ids"][-1] == tok.eos_token_id) == (k == len(steps) - 1)
         context = f["labels"].count(IGNORE)
         assert f["input_ids"][:n] == packed["input_ids"][:n]
         assert packed["labels"][context:n] == f["labels"][context:n]  # the step's target, trained in the row
         assert context == at if at is not None else packed["labels"][:context] == [IGNORE] * context
         at = n
     assert at == len(packed["input_ids"])
+
+
+def test_group_losses_are_the_loss_per_target_token_of_each_group():
+    """The logged loss of a group equals the model's own loss over all the group's target tokens."""
+    import torch
+
+    from cotdistill.methods.base import Pair
+    from cotdistill.students import load_student
+    from cotdistill.students.data import Collator, encode_pairs
+    from cotdistill.students.train import GroupLosses
+
+    model, tok, _ = load_student("preset:tiny", seed=0)
+    a = [Pair("Tom has 3 apples ###", " ES: Tom has 3 apples. |", ends=False), Pair("x ###", " --> 5")]
+    b = [Pair("Ann has 2 pens ###", " AS: 2 + 1 = 3.")]
+    enc = {name: encode_pairs(pairs, tok, False, 512)[0] for name, pairs in {"a": a, "b": b}.items()}
+    got = GroupLosses(enc, Collator(tok.pad_token_id), batch_size=1).losses(model)
+    with torch.no_grad():
+        [f] = enc["b"]
+        want_b = model(input_ids=torch.tensor([f["input_ids"]]), labels=torch.tensor([f["labels"]])).loss.item()
+        total = n = 0.0
+        for f in enc["a"]:  # pooled over tokens: each pair weighs by its number of target tokens
+            k = sum(t != -100 for t in f["labels"][1:])
+            total += model(input_ids=torch.tensor([f["input_ids"]]), labels=torch.tensor([f["labels"]])).loss.item() * k
+            n += k
+    assert got["eval_loss_b"] == pytest.approx(want_b, abs=1e-4)
+    assert got["eval_loss_a"] == pytest.approx(total / n, abs=1e-4)
+    assert enc["a"][0]["input_ids"][-1] != tok.eos_token_id and enc["a"][1]["input_ids"][-1] == tok.eos_token_id
 
 
 def test_packed_decoding_writes_one_segment_per_step_and_shows_the_kinds(monkeypatch):

@@ -173,6 +173,9 @@ def test_as_es_bench_quick(tmp_path, shared_data):
     seg = s["segments"]["svamp_palm"]
     assert seg["rationales"] > 0 and abs(seg["es_share"] + seg["as_share"] - 1) < 1e-6
     assert set(s["kind_loss"]["svamp_palm"]["as_es"]) == {"ES", "AS", "answer"}
+    for key in ("kind_loss_curve", "kind_loss_causal_curve", "kind_loss_scratch_curve"):  # one evaluation, at step 2
+        [row] = s[key]["svamp_palm"]["as_es"]
+        assert row["step"] == 2 and {"all", "ES", "AS", "answer"} <= row.keys()
     assert "met" in s["bars"]["pretrained"]["svamp_palm"] and "met" in s["bars"]["causal"]["svamp_palm"]
     assert r.stdout.rstrip().splitlines()[-1].split()[:3] == ["scratch", "svamp_palm", "direct"]  # table last
 

@@ -44,6 +44,7 @@ AS_DIR = "as_student"
 _KIND_PREFIX = re.compile(r"^\s*(ES|AS)\s*:\s*", re.I)
 _NEXT_TAG = re.compile(r"\[\s*(ES|AS)\s*\]\s*$", re.I)
 SEGMENT_END = "|"  # ends a step's segment in a packed as_es sequence
+ANSWER = "answer"  # loss group of the answer step
 
 
 class ASESOptions(MethodOptions):
@@ -214,8 +215,20 @@ class ASES(_Segmented):
 
     def steps(self, ex, rationales, seq2seq) -> list[tuple[str, Pair]]:
         """(kind of the segment written, pair) for every step of every rationale, as inference takes
-        them; the answer step counts as AS."""
+        them; the answer step counts as AS. Packed, a step before the answer ends at ` |` (no
+        end-of-sequence token), exactly as it stands inside its row."""
         return [step for r in rationales for step in self._steps(ex, r, seq2seq)]
+
+    def loss_groups(self, ex, rationales, seq2seq):
+        steps = self._steps_uncounted(ex, rationales, seq2seq)
+        return [(ANSWER if SEP in p.target else kind, p) for kind, p in steps]
+
+    def _steps_uncounted(self, ex, rationales, seq2seq):
+        saved = self.counts.copy()  # validation questions' segments are not training segments
+        try:
+            return self.steps(ex, rationales, seq2seq)
+        finally:
+            self.counts = saved
 
     def _steps(self, ex, rationale, seq2seq) -> list[tuple[str, Pair]]:
         segs = self.segments(ex, rationale)
@@ -225,8 +238,9 @@ class ASES(_Segmented):
         out = []
         for k, (kind, text) in enumerate(segs):
             self.counts[f"{kind.lower()}_segments"] += 1
-            body = shown[k] if self.packed(seq2seq) else f"{kind}: {text}"
-            out.append((kind, Pair(self.context(ex, shown[:k], seq2seq), self._target(body, seq2seq))))
+            packed = self.packed(seq2seq)
+            body = shown[k] if packed else f"{kind}: {text}"
+            out.append((kind, Pair(self.context(ex, shown[:k], seq2seq), self._target(body, seq2seq), ends=not packed)))
         out.append((AS, Pair(self.context(ex, shown, seq2seq), self._target(f"{SEP} {self.gold(ex)}", seq2seq))))
         return out
 

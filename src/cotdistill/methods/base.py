@@ -38,6 +38,7 @@ class Pair:
     source: str
     target: str
     weight: float = 1.0
+    ends: bool = True  # the target ends the sequence (the end-of-sequence token follows it)
 
 
 @dataclass
@@ -152,6 +153,12 @@ class Method(abc.ABC):
     def metrics(self, preds: list[dict]) -> dict:
         """Figures of this method's own beyond accuracy (e.g. macro-F1), merged into metrics.json."""
         return {}
+
+    def loss_groups(self, ex: Example, rationales: list[str], seq2seq: bool) -> list[tuple[str, Pair]]:
+        """(group, pair) of a validation question whose loss training logs per group at every
+        evaluation (`eval_loss_GROUP` in train_log.jsonl), e.g. by the kind of segment a step
+        writes; none by default. Methods that own their training (`owns_training`) log none."""
+        return []
 
 
 def validate_options(cls: type[Method], options: dict | None) -> BaseModel:

@@ -20,7 +20,7 @@ def encode_pairs(pairs: list[Pair], tok, seq2seq: bool, max_length: int) -> tupl
         raise ModelError("the student's tokenizer has no end-of-sequence token: targets could not end; set "
                          "tokenizer.eos_token (for BERT-style tokenizers, its [SEP]) before training")
     for p in pairs:
-        tgt = tok(p.target, add_special_tokens=False)["input_ids"] + [eos]
+        tgt = tok(p.target, add_special_tokens=False)["input_ids"] + ([eos] if p.ends else [])
         if seq2seq:
             src = tok(p.source, add_special_tokens=True)["input_ids"]
             if len(src) > max_length or len(tgt) > max_length:

@@ -62,9 +62,8 @@ def split_new_parts(optimizer, model, scale: float) -> int:
     return len(new)
 
 
-def weighted_loss(model, inputs: dict, weights: torch.Tensor, seq_idx: torch.Tensor | None = None):
-    """(loss, outputs): each example's mean target-token loss, averaged with the examples' weights.
-    `seq_idx` (packed rows) names the example of each token; without it each row is one example."""
+def token_losses(model, inputs: dict):
+    """(loss of every target position, flattened; its mask; the targets [rows, positions]; outputs)."""
     inputs = dict(inputs)
     labels = inputs.pop("labels")
     if model.config.is_encoder_decoder:
@@ -75,7 +74,13 @@ def weighted_loss(model, inputs: dict, weights: torch.Tensor, seq_idx: torch.Ten
         logits, tgt = outputs.logits[:, :-1], labels[:, 1:]
     tok_loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=-100, reduction="none")
-    mask = (tgt != -100).reshape(-1).float()
+    return tok_loss, (tgt != -100).reshape(-1).float(), tgt, outputs
+
+
+def weighted_loss(model, inputs: dict, weights: torch.Tensor, seq_idx: torch.Tensor | None = None):
+    """(loss, outputs): each example's mean target-token loss, averaged with the examples' weights.
+    `seq_idx` (packed rows) names the example of each token; without it each row is one example."""
+    tok_loss, mask, tgt, outputs = token_losses(model, inputs)
     if seq_idx is None:
         seq = torch.arange(tgt.size(0), device=tgt.device).repeat_interleave(tgt.size(1))
     else:
@@ -127,14 +132,60 @@ def _trainer_cls(seq2seq: bool):
     return WeightedTrainer
 
 
+class GroupLosses:
+    """Validation loss per target token of named groups of pairs (e.g. the kind of segment an
+    AS-ES step writes), at every evaluation, merged into that evaluation's log row as
+    `eval_loss_GROUP`: the curves that show which part of a target a student learns when."""
+
+    def __init__(self, groups: dict[str, list[dict]], collator, batch_size: int):
+        self.groups, self.collator, self.batch_size = groups, collator, batch_size
+
+    def losses(self, model) -> dict[str, float]:
+        device = next(model.parameters()).device
+        out = {}
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for name, feats in self.groups.items():
+                total = count = 0.0
+                for i in range(0, len(feats), self.batch_size):
+                    batch = self.collator(feats[i:i + self.batch_size])
+                    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()
+                             if k not in ("weights", "seq_idx")}
+                    tok_loss, mask, _, _ = token_losses(model, batch)
+                    total += float((tok_loss * mask).sum())
+                    count += float(mask.sum())
+                if count:
+                    out[f"eval_loss_{name}"] = round(total / count, 4)
+        model.train(was_training)
+        return out
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        group = self
+
+        class Callback(TrainerCallback):
+            def on_evaluate(self, args, state, control, model=None, **kw):
+                # The Trainer logs an evaluation's metrics before this call: add to that row.
+                row = state.log_history[-1] if state.log_history and "eval_loss" in state.log_history[-1] else None
+                losses = group.losses(model)
+                if row is not None and row.get("step") == state.global_step:
+                    row.update(losses)
+                else:
+                    state.log_history.append({"step": state.global_step, **losses})
+        return Callback()
+
+
 def train_student(
     model, tok, seq2seq: bool, train_pairs: list[Pair], val_pairs: list[Pair], cfg, out_dir: str | Path,
     progress: Callable[[int], None] | None = None, encode: Callable[[list, int], tuple[list[dict], int]] | None = None,
-    collator: Callable[[list[dict]], dict] | None = None,
+    collator: Callable[[list[dict]], dict] | None = None, groups: dict[str, list[Pair]] | None = None,
 ) -> TrainResult:
     """Train on text pairs, or, for a method that owns its inputs and loss (masked-LM methods),
     on whatever `encode(items, max_tokens) -> (features, skipped)` makes of its items, batched by
-    `collator`, with `model` a module whose forward returns {"loss": ...}."""
+    `collator`, with `model` a module whose forward returns {"loss": ...}. `groups` (text pairs
+    only): validation pairs by name whose loss is logged at every evaluation (`GroupLosses`)."""
     from transformers import Seq2SeqTrainingArguments, TrainerCallback, TrainingArguments
 
     out_dir = Path(out_dir)
@@ -200,9 +251,15 @@ def train_student(
     grouped = _use_grouping(cfg, packed, own_batches)
     if collator is None:
         collator = PackedCollator() if packed else Collator(tok.pad_token_id)
+    callbacks = [Hooks(), *_tensorboard(cfg, out_dir)]
+    if groups and has_val and not own_batches:
+        # Group pairs share the validation rows' limit; a pair over it is left out of its group's
+        # figure (its whole row was already counted in skipped_overlong).
+        encoded = {name: encode(pairs, limit)[0] for name, pairs in groups.items()}
+        callbacks.append(GroupLosses(encoded, collator, cfg.batch_size * 2).callback())
     trainer = _trainer_cls(seq2seq)(
         model=model, args=args, train_dataset=train_feats, eval_dataset=val_feats or None,
-        data_collator=collator, callbacks=[Hooks(), *_tensorboard(cfg, out_dir)],
+        data_collator=collator, callbacks=callbacks,
     )
     trainer.new_parts_lr_scale = cfg.new_parts_lr_scale
     if grouped:
