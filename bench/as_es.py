@@ -162,7 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--level", choices=["sentence", "clause"], default="sentence",
                     help="segment level of as_es / as_es_dual (clause splits 'X flips the coin, so it is tails up')")
     ap.add_argument("--pack", action=argparse.BooleanOptionalAction, default=True,
-                    help="as_es with a decoder-only student: one training row per rationale (--no-pack: a row per step)")
+                    help="as_es with a decoder-only student: one training row per rationale "
+                         "(--no-pack: a row per step)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 steps, a few questions")
     args = ap.parse_args(argv)
     if args.quick:

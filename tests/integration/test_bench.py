@@ -197,7 +197,8 @@ def test_as_es_bench_on_replayed_coin_flip_rationales(tmp_path, shared_data):
 
 def test_as_es_bench_runs_a_subset_of_methods(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--out", str(tmp_path),
-                        "--sets", "word_problems", "--students", "scratch", "--methods", "as_es", "direct", "--no-pack"],
+                        "--sets", "word_problems", "--students", "scratch", "--methods", "as_es", "direct",
+                        "--no-pack"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())

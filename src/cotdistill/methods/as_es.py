@@ -63,7 +63,6 @@ class OneModelOptions(ASESOptions):
                        "rationale); false: a pair per step. Encoder-decoder students always train a pair per step")
 
 
-
 class _Segmented(Method):
     """What both AS-ES methods share: labelled segments per rationale, contexts, iterative decoding."""
 
