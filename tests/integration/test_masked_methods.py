@@ -164,6 +164,11 @@ def test_joint_step_one_adds_the_label_term_to_the_loss(tmp_path):
                 + nll(torch.log_softmax(module.heads["final"](h_y), -1), b["labels"])
                 + nll(module.scores("final", b["s2_ids"], b["s2_att"], b["s2_pos"]), b["labels"])).item()
     assert got == pytest.approx(want, rel=1e-5)
+    light = get_method("cott", {"contrastive_weight": 0.0, "step2_weight": 0.25})  # its loss reads opts only
+    with torch.no_grad():
+        step2 = nll(module.scores("final", b["s2_ids"], b["s2_att"], b["s2_pos"]), b["labels"]).item()
+        assert light.loss(module, b).item() == pytest.approx(want - 0.75 * step2, rel=1e-5)  # step II's term scaled
+    assert light.training_options() != m.training_options()
     separate = get_method("cott", {"contrastive_weight": 0.0, "joint_step1": False})
     assert m.training_options() != separate.training_options()  # a training option: a different student
 

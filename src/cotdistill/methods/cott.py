@@ -39,6 +39,8 @@ class CoTTOptions(MaskedOptions):
     margin: float = Field(1.0, ge=0, description="log-probability margin of the counterfactual loss")
     joint_step1: bool = Field(True, description="step I reads step II's prompt with the slot masked and also predicts "
                                                 "the label (used by rectification); false: an intermediate-only prompt")
+    step2_weight: float = Field(1.0, ge=0, description="weight of step II's terms (its label NLL and the "
+                                "counterfactual margin) against step I's")
     rectify: bool = Field(True, description="combine P(intermediate) with P(label | intermediate) at inference")
     top_k: int = Field(3, ge=1, description="rectification: intermediates summed over")
     consistent: bool = Field(True, description="rectification: only labels under their intermediate")
@@ -80,9 +82,10 @@ class CoTT(MaskedMethod):
         nll = torch.nn.functional.nll_loss
         lp1, lp1y = self.step1_scores(m, b)
         lp2 = m.scores("final", b["s2_ids"], b["s2_att"], b["s2_pos"])
-        loss = nll(lp1, b["inter_labels"], ignore_index=-100) + nll(lp2, b["labels"], ignore_index=-100)
+        step1 = nll(lp1, b["inter_labels"], ignore_index=-100)
         if lp1y is not None:
-            loss = loss + nll(lp1y, b["labels"], ignore_index=-100)
+            step1 = step1 + nll(lp1y, b["labels"], ignore_index=-100)
+        step2 = nll(lp2, b["labels"], ignore_index=-100)
         w = self.opts.contrastive_weight
         if w > 0:
             lpc = m.scores("final", b["cf_ids"], b["cf_att"], b["cf_pos"])
@@ -90,8 +93,8 @@ class CoTT(MaskedMethod):
             y = b["labels"].clamp(min=0).unsqueeze(1)
             gap = lp2.gather(1, y).squeeze(1) - lpc.gather(1, y).squeeze(1)
             hinge = torch.relu(self.opts.margin - gap)
-            loss = loss + w * (hinge * ok).sum() / ok.sum().clamp(min=1)
-        return loss
+            step2 = step2 + w * (hinge * ok).sum() / ok.sum().clamp(min=1)
+        return step1 + self.opts.step2_weight * step2
 
     def rectified(self, p_inter: torch.Tensor, p_label: torch.Tensor | None) -> torch.Tensor:
         """P(intermediate) after rectification: the mean of step I's own and the one its label
