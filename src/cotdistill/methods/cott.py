@@ -82,10 +82,11 @@ class CoTT(MaskedMethod):
         nll = torch.nn.functional.nll_loss
         lp1, lp1y = self.step1_scores(m, b)
         lp2 = m.scores("final", b["s2_ids"], b["s2_att"], b["s2_pos"])
-        step1 = nll(lp1, b["inter_labels"], ignore_index=-100)
+        # Summed in the order of the unweighted loss, so step2_weight 1.0 gives it bit for bit.
+        s2 = self.opts.step2_weight
+        loss = nll(lp1, b["inter_labels"], ignore_index=-100) + s2 * nll(lp2, b["labels"], ignore_index=-100)
         if lp1y is not None:
-            step1 = step1 + nll(lp1y, b["labels"], ignore_index=-100)
-        step2 = nll(lp2, b["labels"], ignore_index=-100)
+            loss = loss + nll(lp1y, b["labels"], ignore_index=-100)
         w = self.opts.contrastive_weight
         if w > 0:
             lpc = m.scores("final", b["cf_ids"], b["cf_att"], b["cf_pos"])
@@ -93,8 +94,8 @@ class CoTT(MaskedMethod):
             y = b["labels"].clamp(min=0).unsqueeze(1)
             gap = lp2.gather(1, y).squeeze(1) - lpc.gather(1, y).squeeze(1)
             hinge = torch.relu(self.opts.margin - gap)
-            step2 = step2 + w * (hinge * ok).sum() / ok.sum().clamp(min=1)
-        return step1 + self.opts.step2_weight * step2
+            loss = loss + s2 * w * (hinge * ok).sum() / ok.sum().clamp(min=1)
+        return loss
 
     def rectified(self, p_inter: torch.Tensor, p_label: torch.Tensor | None) -> torch.Tensor:
         """P(intermediate) after rectification: the mean of step I's own and the one its label
