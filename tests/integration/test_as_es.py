@@ -53,6 +53,10 @@ def test_pairs_carry_the_kind_and_end_with_the_answer():
     assert [p.target for p in pairs] == [" ES: Tom has 3 apples.", " ES: He has 2 pears.", " AS: 3 + 2 = 5.", " --> 5"]
     assert pairs[2].source == f"{ex.question} ### Tom has 3 apples. He has 2 pears."
     assert len(get_method("as_es").train_pairs(ex, [r], seq2seq=True)) == 4  # encoder-decoder: never packed
+    grouped = get_method("as_es")
+    groups = grouped.loss_groups(ex, [r, "   "], seq2seq=False)
+    assert [g for g, _ in groups] == ["ES", "ES", "AS", "answer"]
+    assert not grouped.counts  # validation groups add nothing to the training counts
     dual = get_method("as_es_dual").turns(ex, [r], seq2seq=True)
     assert [(k, p.target) for k, p in dual] == [("ES", "Tom has 3 apples. [ES]"), ("ES", "He has 2 pears. [AS]"),
                                                 ("AS", "3 + 2 = 5. [AS]"), ("AS", "--> 5")]

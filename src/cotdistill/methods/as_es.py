@@ -76,14 +76,14 @@ class _Segmented(Method):
         self._ref = None
 
     # -- segments --------------------------------------------------------------------------------
-    def segments(self, ex: Example, rationale: str) -> list[tuple[str, str]]:
-        """[(kind, text)] of one rationale; empty (and counted) when it yields no segment."""
+    def segments(self, ex: Example, rationale: str, count: bool = True) -> list[tuple[str, str]]:
+        """[(kind, text)] of one rationale; empty (and counted, with `count`) when it yields no segment."""
         o = self.opts
         ref = tok = None
         if o.rule == "entropy":
             ref, tok = self._reference()
         segs = label(split_segments(rationale, o.level), ex.question, o.rule, o.threshold, ref, tok)
-        if not segs:
+        if not segs and count:
             self.counts["rationales_without_segments"] += 1
         return [(s.kind, s.text) for s in segs]
 
@@ -212,32 +212,27 @@ class ASES(_Segmented):
     def stops(self, seq2seq):
         return (SEGMENT_END,) if self.packed(seq2seq) else ()
 
-    def steps(self, ex, rationales, seq2seq) -> list[tuple[str, Pair]]:
+    def steps(self, ex, rationales, seq2seq, count: bool = True) -> list[tuple[str, Pair]]:
         """(kind of the segment written, pair) for every step of every rationale, as inference takes
         them; the answer step counts as AS. Packed, a step before the answer ends at ` |` (no
-        end-of-sequence token), exactly as it stands inside its row."""
-        return [step for r in rationales for step in self._steps(ex, r, seq2seq)]
+        end-of-sequence token), exactly as it stands inside its row. `count`: add the segments to
+        the training counts."""
+        return [step for r in rationales for step in self._steps(ex, r, seq2seq, count)]
 
     def loss_groups(self, ex, rationales, seq2seq):
-        steps = self._steps_uncounted(ex, rationales, seq2seq)
-        return [(ANSWER if SEP in p.target else kind, p) for kind, p in steps]
+        # Not counted: pipeline's pairs for the validation questions already counted them once.
+        return [(ANSWER if SEP in p.target else kind, p) for kind, p in self.steps(ex, rationales, seq2seq, False)]
 
-    def _steps_uncounted(self, ex, rationales, seq2seq):
-        saved = self.counts.copy()  # validation questions' segments are not training segments
-        try:
-            return self.steps(ex, rationales, seq2seq)
-        finally:
-            self.counts = saved
-
-    def _steps(self, ex, rationale, seq2seq) -> list[tuple[str, Pair]]:
-        segs = self.segments(ex, rationale)
+    def _steps(self, ex, rationale, seq2seq, count: bool = True) -> list[tuple[str, Pair]]:
+        segs = self.segments(ex, rationale, count)
         if not segs:
             return []
         shown = [self.written(k, t, seq2seq) for k, t in segs]
+        packed = self.packed(seq2seq)
         out = []
         for k, (kind, text) in enumerate(segs):
-            self.counts[f"{kind.lower()}_segments"] += 1
-            packed = self.packed(seq2seq)
+            if count:
+                self.counts[f"{kind.lower()}_segments"] += 1
             body = shown[k] if packed else f"{kind}: {text}"
             out.append((kind, Pair(self.context(ex, shown[:k], seq2seq), self._target(body, seq2seq), ends=not packed)))
         out.append((AS, Pair(self.context(ex, shown, seq2seq), self._target(f"{SEP} {self.gold(ex)}", seq2seq))))
