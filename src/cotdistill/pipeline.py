@@ -153,7 +153,10 @@ class Run:
                                                                 "report_to"}),
             "method_options": method.training_options()}
         defaults = {k: config_defaults(method.opts if k == "method_options" else getattr(cfg, k)) for k in fingerprint}
-        _check_same(self.out / method_name / "train_fingerprint.json", fingerprint, "training setup", defaults=defaults)
+        mdir = self.out / method_name
+        if not _holds_training(mdir):  # a stamp from a run that failed before its first checkpoint guards nothing
+            (mdir / "train_fingerprint.json").unlink(missing_ok=True)
+        _check_same(mdir / "train_fingerprint.json", fingerprint, "training setup", defaults=defaults)
 
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
         from .students import load_student
@@ -465,6 +468,13 @@ def _trained_before(mdir: Path, tcfg) -> dict | None:
         return None
     log.info("%s: training already finished at step %s: reusing its model", mdir, info["steps"])
     return info
+
+
+def _holds_training(mdir: Path) -> bool:
+    """Whether a method folder holds anything trained (a checkpoint, a model, its training info)."""
+    ckpts = mdir / "checkpoints"
+    return ((mdir / "model").exists() or (mdir / "train_info.json").exists()
+            or (ckpts.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpts.iterdir())))
 
 
 def _check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None) -> None:

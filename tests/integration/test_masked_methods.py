@@ -117,6 +117,18 @@ def test_switches_change_what_they_claim(tmp_path):
         get_method("cott", {"contrastive": 1})
 
 
+def test_a_run_refused_for_bad_input_leaves_nothing_that_blocks_the_fixed_rerun(tmp_path):
+    bad = cfg_for(tmp_path, ["cott"], extra=["train.max_steps=2", 'method_options={cott: {verbalizer: {sport.golf: golf}}}'])
+    with pytest.raises(ConfigError, match=r"unknown label\(s\) \['sport.golf'\]"):
+        Run(bad).run_all()
+    assert not (tmp_path / "run/cott/model").exists() and not (tmp_path / "run/summary.json").exists()
+    Run(cfg_for(tmp_path, ["cott"], extra=["train.max_steps=2"])).run_all()  # not "a different training setup"
+    assert (tmp_path / "run/cott/model").is_dir()
+    # Once the folder holds a trained student, a different setup is refused as before.
+    with pytest.raises(ConfigError, match="different training setup"):
+        Run(cfg_for(tmp_path, ["cott"], extra=["train.max_steps=2", "method_options={cott: {margin: 2.0}}"])).run_all()
+
+
 def test_joint_step_one_reads_step_two_prompt_with_the_slot_masked(tmp_path):
     model, tok, _ = load_student("preset:bert-tiny")
     train, _ = Run(cfg_for(tmp_path, ["cott"])).data()
