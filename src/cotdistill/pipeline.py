@@ -57,12 +57,15 @@ class Run:
 
         tr, te = self.out / "data/train.jsonl", self.out / "data/test.jsonl"
         stamp = self.out / "data/task.json"
+        sources = self.out / "data/sources.json"
         if tr.exists() and te.exists():
             _check_same(stamp, self.cfg.task.model_dump(mode="json"), "task", defaults=config_defaults(self.cfg.task))
+            _check_sources(sources, self.cfg.task)
             return self._read_examples(tr), self._read_examples(te)
         train, test = load_task(self.cfg.task)
         write_jsonl(te, [e.model_dump(mode="json") for e in test])
         write_jsonl(tr, [e.model_dump(mode="json") for e in train])
+        write_json(sources, _source_digests(self.cfg.task))
         write_json(stamp, self.cfg.task.model_dump(mode="json"))
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(dump_config(self.cfg))
@@ -468,6 +471,36 @@ def _trained_before(mdir: Path, tcfg) -> dict | None:
         return None
     log.info("%s: training already finished at step %s: reusing its model", mdir, info["steps"])
     return info
+
+
+def _source_files(task) -> list[Path]:
+    """The user's own data files behind a task (file, release and BIG-bench paths, a mixture's
+    entries'): the ones that may be edited in place between two runs into one folder."""
+    if task.source == "mixture":
+        return [f for entry in task.mixture for f in _source_files(entry.task)]
+    paths = [Path(p) for p in (task.path, task.test_path) if p and task.source in ("file", "release", "bigbench")]
+    return [p / "task.json" if p.is_dir() else p for p in paths if (p / "task.json" if p.is_dir() else p).is_file()]
+
+
+def _source_digests(task) -> dict[str, str]:
+    import hashlib
+
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in _source_files(task)}
+
+
+def _check_sources(stamp: Path, task) -> None:
+    """OUT/data is a copy of the task's files: refuse to go on from it once a file it was made
+    from has changed (a fixed label, say), rather than train on the stale copy unawares."""
+    import json
+
+    if not stamp.exists():  # a folder written before sources were stamped
+        return
+    before, now = json.loads(stamp.read_text()), _source_digests(task)
+    changed = sorted(p for p in before if p in now and before[p] != now[p])
+    if changed:
+        raise ConfigError(f"{', '.join(changed)} changed since {stamp.parent} was made from it; the run folder's copy "
+                          f"is stale: delete {stamp.parent} (and any trained method folders) to load the file again, "
+                          f"or use a new `out` folder")
 
 
 def _holds_training(mdir: Path) -> bool:

@@ -2,6 +2,7 @@
 with random weights, saved to a temp dir and loaded by path through the same code users use."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -228,6 +229,20 @@ def test_cli_bad_jsonl_line_is_named(tmp_path):
     r = cli("train", str(cfg))
     assert r.returncode == 2 and f"{data}:2: missing field 'answer'" in r.stderr
     assert not (tmp_path / "out" / "data" / "train.jsonl").exists()
+
+
+def test_a_source_file_edited_in_place_is_not_trained_on_from_the_stale_copy(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(f'{{"question": "{i}+1", "answer": "{i + 1}"}}\n' for i in range(12)))
+    over = [f"out={tmp_path / 'out'}", "task.source=file", f"task.path={data}", "task.kind=number", "task.n_test=4"]
+    Run(load_config(None, over)).data()
+    Run(load_config(None, over)).data()  # unchanged: the copy is reused
+    data.write_text(data.read_text().replace('"12"', '"13"'))  # a label fixed in place
+    with pytest.raises(ConfigError, match=rf"{data} changed since .*out/data was made from it"):
+        Run(load_config(None, over)).data()
+    shutil.rmtree(tmp_path / "out" / "data")
+    train, test = Run(load_config(None, over)).data()  # reloaded from the fixed file
+    assert "13" in {e.answer for e in train + test} and "12" not in {e.answer for e in train + test}
 
 
 def test_run_folder_refuses_a_different_config(tmp_path):
