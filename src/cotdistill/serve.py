@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import CotDistillError, DataError
+from .tasks.files import entity_spans
 from .tasks.schema import AnswerKind, Example, choices_from_question, format_choices
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,16 @@ class Student:
             if choices is None:
                 raise RequestError(f"{where}.choices: a multiple-choice question needs `choices`, or its options "
                                    f"written in the question as '(A) ... (B) ...'")
+        metadata = dict(q.metadata)
+        if {"head_span", "tail_span"} & metadata.keys():
+            try:
+                metadata["head_span"], metadata["tail_span"] = entity_spans(text, metadata.get("head_span"),
+                                                                            metadata.get("tail_span"), f"{where}.metadata")
+            except DataError as e:
+                raise RequestError(str(e)) from None
         # No method reads the gold at inference; the schema needs an answer, so it gets an empty one.
         return Example(id=q.id or f"request-{index}", question=text, answer="", kind=kind, choices=choices,
-                       metadata=q.metadata)
+                       metadata=metadata)
 
     def check_lengths(self, examples: list[Example]) -> None:
         from .evaluate import overlong

@@ -77,6 +77,17 @@ def test_relation_file_with_spans_and_a_parent_column(tmp_path):
     assert marked_text(e)[0] == "@ Smoke @ comes from # fire # ." and marked_text(e)[1:] == ("Smoke", "fire")
     with pytest.raises(DataError, match=r"where: field 'tail_span': expected \[start, end\)"):
         relation_example("x", "short", [0, 2], [3, 99], "Other", "where")
+    bad = tmp_path / "bad.jsonl"
+    for row, needle in [({"h": [0, 5]}, r"bad.jsonl:1: field 'tail_span': .* got nothing \(a relation record needs both"),
+                        ({"h": [0, 5], "t": [17, 99]}, r"bad.jsonl:1: field 'tail_span': .* got \[17, 99\]"),
+                        ({"h": "five", "t": [17, 21]}, r"bad.jsonl:1: field 'head_span': .* got 'five'")]:
+        bad.write_text(json.dumps({"text": "Smoke comes from fire.", "label": "Cause-Effect(e2,e1)", **row}))
+        with pytest.raises(DataError, match=needle):
+            load_file(bad, "label", {"question": "text", "answer": "label", "head_span": "h", "tail_span": "t"})
+    spans = tmp_path / "rel.csv"  # CSV cells hold the spans as JSON
+    spans.write_text('text,label,h,t\nSmoke comes from fire.,Other,"[0, 5]","[17, 21]"\n')
+    (e,) = load_file(spans, "label", {"question": "text", "answer": "label", "head_span": "h", "tail_span": "t"})
+    assert (e.metadata["head_span"], e.metadata["tail_span"]) == ([0, 5], [17, 21])
     csv = tmp_path / "h.csv"
     csv.write_text("question,answer,coarse\nsome text,graphics,comp\n")
     (e,) = load_file(csv, "label", {"intermediate": "coarse"})

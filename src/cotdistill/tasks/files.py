@@ -99,8 +99,32 @@ def records_to_examples(
             "metadata": {**{k: v for k, v in rec.items() if k not in used},
                          **{f: rec[c] for f, c in cols.items() if f not in DEFAULT_COLUMNS and c in rec}},
         }
+        if {"head_span", "tail_span"} & obj["metadata"].keys():  # a relation record: both spans, inside the text
+            meta = obj["metadata"]
+            meta["head_span"], meta["tail_span"] = entity_spans(obj["question"], meta.get("head_span"),
+                                                                meta.get("tail_span"), where)
         out.append(Example.parse(obj, where))
     return out
+
+
+def entity_spans(text: str, head_span, tail_span, where: str) -> tuple[list[int], list[int]]:
+    """A relation record's head and tail as [start, end) character offsets inside `text`; CSV
+    cells may hold them as JSON ('[0, 5]')."""
+    spans = []
+    for name, span in (("head_span", head_span), ("tail_span", tail_span)):
+        if isinstance(span, str) and span.strip().startswith("["):
+            try:
+                span = json.loads(span)
+            except json.JSONDecodeError:
+                pass
+        if (not isinstance(span, (list, tuple)) or len(span) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in span)
+                or not 0 <= span[0] < span[1] <= len(text)):
+            got = "nothing (a relation record needs both head_span and tail_span)" if span is None else repr(span)
+            raise DataError(f"{where}: field {name!r}: expected [start, end) character offsets inside the text "
+                            f"({len(text)} characters), got {got}")
+        spans.append(list(span))
+    return spans[0], spans[1]
 
 
 def load_file(path: str | Path, kind: AnswerKind | str, columns: dict[str, str] | None = None) -> list[Example]:

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
-from .files import read_jsonl, read_text
+from .files import entity_spans, read_jsonl, read_text
 from .schema import Example
 
 NEWSGROUPS = "20newsgroups"
@@ -43,13 +43,7 @@ def undirected(label: str) -> str:
 def relation_example(ex_id: str, text: str, head_span, tail_span, label: str, where: str,
                      metadata: dict | None = None) -> Example:
     """A relation-extraction example from clean text and [start, end) character spans."""
-    spans = []
-    for name, span in (("head_span", head_span), ("tail_span", tail_span)):
-        if (not isinstance(span, (list, tuple)) or len(span) != 2 or not all(isinstance(x, int) for x in span)
-                or not 0 <= span[0] < span[1] <= len(text)):
-            raise DataError(f"{where}: field {name!r}: expected [start, end) character offsets inside the text "
-                            f"({len(text)} characters), got {span!r}")
-        spans.append(list(span))
+    spans = entity_spans(text, head_span, tail_span, where)
     meta = {**(metadata or {}), "head": text[spans[0][0]:spans[0][1]], "tail": text[spans[1][0]:spans[1][1]],
             "head_span": spans[0], "tail_span": spans[1], "intermediate": undirected(label)}
     return Example.parse({"id": ex_id, "question": text, "answer": label, "kind": "label", "metadata": meta}, where)
