@@ -192,7 +192,7 @@ def steps_of(name: str, args) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--out", type=Path, default=Path("runs/answer_first"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--jobs", type=int, default=2, help="methods trained at once (one process and torch thread each)")

@@ -145,7 +145,7 @@ def check_bars(sets: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--out", type=Path, default=Path("runs/as_es"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--layers", type=int, default=3, help="pretrained student: layers of MiniLM kept")

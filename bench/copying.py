@@ -111,7 +111,7 @@ def line(path: Path, r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("predictions", nargs="+", type=Path)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--train", type=Path, help="Last Letter: training questions (JSONL) to count names seen in")

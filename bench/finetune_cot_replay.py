@@ -113,7 +113,7 @@ def _fmt(x) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/replay"))
     ap.add_argument("--student", default="preset:tiny", help="preset:NAME (from scratch), pretrained:NAME, or a path")

@@ -43,7 +43,7 @@ def timed(model, tok, ps, seq2seq, batch, max_new, stop=()) -> tuple[float, int,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--out", type=Path, default=Path("runs/generate_speed"))
     ap.add_argument("--student", default="preset:small", help="preset:NAME or a trained student's folder")
     ap.add_argument("--questions", type=int, default=128)

@@ -49,7 +49,7 @@ def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/recipe"))
     ap.add_argument("--student", default="pretrained:minilm-seq2seq")

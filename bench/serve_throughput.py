@@ -105,7 +105,7 @@ async def load(url: str, questions: list[str], clients: int) -> tuple[float, lis
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--out", type=Path, default=Path("runs/serve_throughput"))
     ap.add_argument("--run", type=Path, help="a trained run's config (default: train a tiny ft_cot student)")
     ap.add_argument("--method", default="ft_cot")

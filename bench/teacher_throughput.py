@@ -45,7 +45,7 @@ def measure(url: str, concurrency: int, n: int, tag: str) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--latency", type=float, default=0.1, help="simulated server latency, seconds")
     ap.add_argument("--rounds", type=int, default=20, help="requests per level = rounds x concurrency")
     ap.add_argument("--out", type=Path)

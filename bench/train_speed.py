@@ -143,7 +143,7 @@ def run_hf(model, tok, train, val, h, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--out", type=Path, default=Path("runs/train_speed"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--task", default="multiarith", help="released rationales of this task (with --data)")
