@@ -478,8 +478,10 @@ def _source_files(task) -> list[Path]:
     entries'): the ones that may be edited in place between two runs into one folder."""
     if task.source == "mixture":
         return [f for entry in task.mixture for f in _source_files(entry.task)]
-    paths = [Path(p) for p in (task.path, task.test_path) if p and task.source in ("file", "release", "bigbench")]
-    return [p / "task.json" if p.is_dir() else p for p in paths if (p / "task.json" if p.is_dir() else p).is_file()]
+    if task.source not in ("file", "release", "bigbench"):
+        return []
+    files = [Path(p) / "task.json" if Path(p).is_dir() else Path(p) for p in (task.path, task.test_path) if p]
+    return [f for f in files if f.is_file()]
 
 
 def _source_digests(task) -> dict[str, str]:
