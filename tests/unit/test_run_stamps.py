@@ -21,6 +21,7 @@ def test_method_options_added_later_resume_and_changed_ones_are_named(tmp_path):
     over = [f"out={tmp_path}", "methods=[step_by_step]"]
     Run(load_config(None, over)).check_training_setup("step_by_step")
     stamp = tmp_path / "step_by_step" / "train_fingerprint.json"
+    (stamp.parent / "checkpoints" / "checkpoint-5").mkdir(parents=True)  # the stamp guards a trained checkpoint
     fp = json.loads(stamp.read_text())
     assert "alpha" in fp["method_options"] and "explain" not in fp["method_options"]  # inference options never count
     Run(load_config(None, [*over, "method_options={step_by_step: {explain: true}}"])).check_training_setup("step_by_step")
