@@ -8,9 +8,15 @@ cotdistill's teacher protocol, and measure:
 3. test accuracy of `direct` and `ft_cot` students trained on the kept rationales, printed beside
    the paper's GPT-2 124M and Flan-T5-small Fine-tune-CoT rows: from-scratch students
    (`--student preset:tiny`, the default, on coin_flip and last_letter_concatenation) or a
-   pretrained one (`--student pretrained:minilm-seq2seq`, on all seven tasks by default).
+   pretrained one (`--student pretrained:smollm2-135m` or `pretrained:minilm-seq2seq`, on all seven
+   tasks by default, Coin Flip, Last Letter, MultiArith and Date Understanding first), with the
+   earlier MiniLM and from-scratch rows of this project beside them and, for a pretrained language
+   model, the bars of issue 30 (ft_cot above direct on those four; Coin Flip ft_cot >= 77.33, Last
+   Letter ft_cot > 4.67, MultiArith ft_cot > 8.3) in summary.json's `bars`.
 
     python bench/finetune_cot_replay.py --data ../shared/data --out runs/replay [--quick]
+    python bench/finetune_cot_replay.py --data ../shared/data --out runs/replay-smollm2 \
+        --student pretrained:smollm2-135m
     python bench/finetune_cot_replay.py --data ../shared/data --out runs/replay-minilm \
         --student pretrained:minilm-seq2seq --layers 3
 
@@ -24,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from cotdistill.config import load_config
+from cotdistill.config import default_recipe, load_config
 from cotdistill.curate import curate, teacher_answer
 from cotdistill.io import write_json
 from cotdistill.pipeline import Run
@@ -37,6 +43,9 @@ from cotdistill.teachers.generate import generate_rationales
 from cotdistill.teachers.replay import ReplayTeacher
 
 TASKS = ["single_eq", "addsub", "svamp", "multiarith", "date_understanding", "last_letter_concatenation", "coin_flip"]
+# The order pretrained students train in: the four tasks with bars first, the other three as time allows.
+PRETRAINED_ORDER = ["coin_flip", "last_letter_concatenation", "multiarith", "date_understanding", "single_eq",
+                    "addsub", "svamp"]
 PAPER_TEACHER = {"single_eq": 81.50, "addsub": 76.71, "svamp": 64.20, "multiarith": 77.50,
                  "date_understanding": 68.29, "last_letter_concatenation": 57.00, "coin_flip": 90.60}
 # Fine-tune-CoT students on text-davinci-002 rationales, no diverse reasoning (../shared/METHODS.md).
@@ -44,6 +53,32 @@ PAPER_GPT2 = {"coin_flip": 77.33, "last_letter_concatenation": 4.67, "multiarith
 PAPER_FLAN_T5_SMALL = {"coin_flip": 100.0, "last_letter_concatenation": 35.3, "date_understanding": 80.2,
                        "multiarith": 8.3, "svamp": 5.7}
 SCRATCH_TASKS = ["coin_flip", "last_letter_concatenation"]
+# This project's earlier measurements on the same splits (README), printed beside a new student's:
+# (direct, ft_cot) on the official test split.
+EARLIER = {
+    "MiniLM 3+3 (2026-11-22)": {"coin_flip": (44.67, 56.00), "last_letter_concatenation": (0.00, 0.00),
+                                "multiarith": (6.11, 5.56), "single_eq": (3.29, 3.29), "addsub": (0.84, 4.20),
+                                "svamp": (7.33, 3.00), "date_understanding": (12.61, 12.61)},
+    "from scratch (preset:tiny)": {"coin_flip": (81.33, 46.00), "last_letter_concatenation": (2.67, 0.00)},
+}
+# Issue 30's bars for a pretrained language-model student: ft_cot accuracy above these.
+LM_FT_COT_BARS = {"coin_flip": (">=", 77.33), "last_letter_concatenation": (">", 4.67), "multiarith": (">", 8.3)}
+BAR_TASKS = ["coin_flip", "last_letter_concatenation", "multiarith", "date_understanding"]
+
+
+def lm_bars(tasks: dict) -> dict:
+    """{NAME: {value, bar, met}} for the tasks trained so far."""
+    bars = {}
+    for task in BAR_TASKS:
+        st = tasks.get(task, {}).get("students")
+        if not st:
+            continue
+        d, c = st["direct"]["accuracy"], st["ft_cot"]["accuracy"]
+        bars[f"{task}: ft_cot > direct"] = {"value": round(c - d, 2), "bar": 0, "met": c > d}
+        if task in LM_FT_COT_BARS:
+            op, bar = LM_FT_COT_BARS[task]
+            bars[f"{task}: ft_cot {op} {bar}"] = {"value": c, "bar": bar, "met": c >= bar if op == ">=" else c > bar}
+    return bars
 
 
 RELEASE_RENDERED = {"date_understanding"}  # tasks whose release renders questions unlike the benchmark files
@@ -133,10 +168,11 @@ def main(argv=None) -> int:
         return 2
     student = f"preset:{args.preset}" if args.preset else args.student
     scratch = student.startswith("preset:")
+    language_model = default_recipe(student) == "pretrained_lm"
     if args.quick:  # 4 steps from scratch, or 2 steps of a 1-layer pretrained student; short answers
         args.steps, args.epochs = (4 if scratch else 2), None
         args.layers = None if scratch else 1
-    tasks = args.tasks or (SCRATCH_TASKS if scratch else TASKS)
+    tasks = args.tasks or (SCRATCH_TASKS if scratch else PRETRAINED_ORDER)
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         print(f"unknown tasks {unknown}; choose from {TASKS}", file=sys.stderr)
@@ -165,6 +201,8 @@ def main(argv=None) -> int:
         summary["tasks"][task]["students"] = train_students(args.data, args.out, task, student, train, args.layers)
         summary["tasks"][task]["paper_gpt2_124m_ft_cot"] = PAPER_GPT2.get(task)
         summary["tasks"][task]["paper_flan_t5_small_ft_cot"] = PAPER_FLAN_T5_SMALL.get(task)
+        if language_model:
+            summary["bars"] = lm_bars(summary["tasks"])
         write_json(args.out / "summary.json", summary)  # a long run keeps what it finished
 
     print("\nTeacher accuracy (text-davinci-002 Zero-shot-CoT, all questions)")
@@ -173,12 +211,17 @@ def main(argv=None) -> int:
         print(f"{task:28} {r['paper_teacher']:7.2f} {r['teacher_accuracy']:10.2f} {r['teacher_accuracy_default']:8.2f} "
               f"{r['disagreements']:8d} {r['kept']:>5}/{r['train_questions']:<4}")
     print(f"\nStudents ({student}{f', {args.layers} layers' if args.layers else ''}), official test split")
-    print(f"{'task':28} {'direct':>8} {'ft_cot':>8} {'steps d/c':>10} {'min':>5} {'paper GPT-2':>12} {'paper Flan-T5-s':>16}")
+    earlier = {k: v for k, v in EARLIER.items() if not student.startswith("preset:") or "scratch" not in k}
+    print(f"{'task':28} {'direct':>8} {'ft_cot':>8} {'steps d/c':>10} {'min':>5} {'paper GPT-2':>12} {'paper Flan-T5-s':>16}"
+          + "".join(f"  {k + ' d/c':>32}" for k in earlier))
     for task in tasks:
         st = summary["tasks"][task]["students"]
         print(f"{task:28} {st['direct']['accuracy']:8.2f} {st['ft_cot']['accuracy']:8.2f} "
               f"{st['direct']['steps']:>4}/{st['ft_cot']['steps']:<5} {st['minutes']:5.1f} "
-              f"{_fmt(PAPER_GPT2.get(task)):>12} {_fmt(PAPER_FLAN_T5_SMALL.get(task)):>16}")
+              f"{_fmt(PAPER_GPT2.get(task)):>12} {_fmt(PAPER_FLAN_T5_SMALL.get(task)):>16}"
+              + "".join(f"  {' / '.join(_fmt(x) for x in rows.get(task, (None, None))):>32}" for rows in earlier.values()))
+    for name, b in summary.get("bars", {}).items():
+        print(f"bar {name}: {b['value']} ({'MET' if b['met'] else 'NOT met'})")
     print(f"\n({time.time() - t0:.0f} s) -> {args.out / 'summary.json'}")
     return 0
 

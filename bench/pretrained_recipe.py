@@ -1,6 +1,6 @@
 """Choose the training recipe of pretrained students on validation data only.
 
-Trains `ft_cot` students (`pretrained:minilm-seq2seq` by default) on the kept text-davinci-002
+Trains `ft_cot` students (`pretrained:minilm-seq2seq` by default, or `pretrained:smollm2-135m`) on the kept text-davinci-002
 rationales of the official train split of each task, one per setting (learning rate x learning-rate
 multiplier of the parts the warm start adds new, `train.new_parts_lr_scale`), with the same number
 of epochs, and reports each one's best validation loss and validation accuracy (greedy answers on
@@ -22,6 +22,7 @@ from cotdistill.config import load_config
 from cotdistill.evaluate import predict, summarize
 from cotdistill.io import write_json
 from cotdistill.pipeline import Run
+from cotdistill.students.train import LOG_FILE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
@@ -29,6 +30,7 @@ from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a pac
 
 def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: float, scale: float,
         epochs: float, extra: list[str]) -> dict:
+    """Train one setting (a rerun reuses a finished one) and score it on the validation questions."""
     cfg = load_config(None, [
         f"out={out / task / (f'lr{lr:g}' + (f'-x{scale:g}' if scale != 1 else ''))}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
         "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
@@ -44,8 +46,12 @@ def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: 
     preds = predict(cfg.method("ft_cot"), model, tok, seq2seq, val, max_new_tokens=run.eval_max_new_tokens("ft_cot"),
                     batch_size=cfg.eval.batch_size)
     val_acc = summarize(preds)
+    log = run.out / "ft_cot" / LOG_FILE
+    curve = [[r["step"], r["eval_loss"]] for r in map(json.loads, log.read_text().splitlines()) if "eval_loss" in r] \
+        if log.exists() else []
     return {"lr": lr, "scale": scale, "best_val_loss": info["best_val_loss"], "best_step": info["best_step"], "steps": info["steps"],
-            "val_accuracy": val_acc["accuracy"], "val_n": val_acc["n"], "minutes": round((time.time() - t0) / 60, 1)}
+            "val_accuracy": val_acc["accuracy"], "val_n": val_acc["n"], "minutes": round((time.time() - t0) / 60, 1),
+            "val_loss_curve": curve}
 
 
 def main(argv=None) -> int:
@@ -53,18 +59,22 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("runs/recipe"))
     ap.add_argument("--student", default="pretrained:minilm-seq2seq")
-    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--layers", type=int, default=None, help="keep this many layers (default: all)")
     ap.add_argument("--lrs", type=float, nargs="+", default=[5e-5, 1e-4, 3e-4])
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0],
                     help="learning-rate multipliers for the warm start's new parts (train.new_parts_lr_scale)")
     ap.add_argument("--epochs", type=float, default=10)
     ap.add_argument("--tasks", nargs="+", default=["coin_flip"])
-    ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, a few steps on 40 questions")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for every setting, e.g. train.bf16=true (repeatable; recorded in summary.json)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, a few steps on 40 questions")
     args = ap.parse_args(argv)
     if not teacher_file(args.data, "coin_flip").exists():
         print(f"no teacher files under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
-    extra = ["task.n_train=40", "train.eval_every=2", "eval.max_new_tokens=8", "train.batch_size=8"] if args.quick else []
+    extra = ["train.keep_checkpoints=false", *args.sets]
+    if args.quick:
+        extra += ["task.n_train=40", "train.eval_every=2", "eval.max_new_tokens=8", "train.batch_size=8"]
     layers, epochs = (1, 0.5) if args.quick else (args.layers, args.epochs)
     results: dict = {}
     settings = [(lr, scale) for lr in args.lrs for scale in args.scales]
@@ -72,20 +82,21 @@ def main(argv=None) -> int:
         results[task] = [one(args.data, args.out, task, args.student, layers, lr, scale, epochs, extra)
                          for lr, scale in settings]
         write_json(args.out / "summary.json", {"student": args.student, "layers": layers, "epochs": epochs,
-                                                "tasks": results})
+                                                "overrides": args.sets, "tasks": results})
     mean_loss = {key(lr, scale): sum(r["best_val_loss"] for t in results.values() for r in t
                                      if (r["lr"], r["scale"]) == (lr, scale)) / len(results)
                  for lr, scale in settings}
     best_lr, best_scale = min(settings, key=lambda s: mean_loss[key(*s)])
     chosen = {"learning_rate": best_lr, "new_parts_lr_scale": best_scale}
     write_json(args.out / "summary.json", {"student": args.student, "layers": layers, "epochs": epochs,
-                                            "tasks": results, "mean_val_loss": mean_loss, "chosen": chosen})
+                                            "overrides": args.sets, "tasks": results, "mean_val_loss": mean_loss,
+                                            "chosen": chosen})
     print(f"\nft_cot, {args.student} ({layers} layers), {epochs} epochs; validation split only")
     print(f"{'task':28} {'lr':>8} {'new x':>6} {'best val loss':>14} {'best/steps':>11} {'val acc %':>10} {'min':>5}")
     for task, rows in results.items():
         for r in rows:
             print(f"{task:28} {r['lr']:8.0e} {r['scale']:6g} {r['best_val_loss']:14.4f} {r['best_step']:>5}/{r['steps']:<5} "
-                  f"{r['val_accuracy']:10.2f} {r['minutes']:5.1f}")
+                  f"{r['val_accuracy']:10.2f} {r['minutes']:5.1f}  curve " + " ".join(f"{s}:{v:.3f}" for s, v in r["val_loss_curve"]))
     print(f"chosen (lowest mean validation loss): learning rate {best_lr:g}, new parts x{best_scale:g}")
     print(json.dumps({"chosen": chosen}))
     return 0

@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,9 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# pretrained:smollm2-135m is converted once per machine into this folder (shared by the xdist workers and
+# the processes the tests start), not into the user's cache and not once per test's isolated home.
+os.environ.setdefault("COTDISTILL_CACHE", str(Path(tempfile.gettempdir()) / "cotdistill-test-cache"))
 
 
 def _share_the_cores_between_workers() -> None:

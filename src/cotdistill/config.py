@@ -152,7 +152,8 @@ class CurateConfig(_Strict):
 
 class StudentConfig(_Strict):
     model: str = Field("preset:tiny", description="hub id, local path, preset:NAME (from scratch) or "
-                       "pretrained:NAME (weights installed with a package: minilm-seq2seq, minilm-causal, minilm-mlm)")
+                       "pretrained:NAME (weights installed with a package: smollm2-135m, minilm-seq2seq, "
+                       "minilm-causal, minilm-mlm)")
     layers: int | None = Field(None, ge=1, description="pretrained:NAME: keep this many layers, evenly spaced")
     tokenizer: Literal["byte", "bpe"] = Field("byte", description="preset:NAME students: byte-level (any text, "
                                              "no training) or a byte-level BPE trained on the run's training text")
@@ -177,17 +178,35 @@ StudentConfig.model_rebuild()
 # "pretrained" was chosen on validation data only (bench/pretrained_recipe.py; docs/config.md). Its rate is
 # constant after warm-up, so a 20-epoch run repeats a 10-epoch one and goes on: with the best checkpoint
 # kept, more epochs cannot end at a higher validation loss, and 20 ended lower on Coin Flip and Last Letter (README).
+# "pretrained_lm" (pretrained language models: SmolLM2, hub ids, local folders) was chosen the same way
+# (bench/pretrained_recipe.py --student pretrained:smollm2-135m; docs/config.md).
 RECIPES: dict[str, dict[str, Any]] = {
     "scratch": {"learning_rate": 2e-3, "warmup_steps": 100, "batch_size": 32},
     "pretrained": {"learning_rate": 1e-4, "new_parts_lr_scale": 10.0, "warmup_steps": 20, "batch_size": 16,
                    "weight_decay": 0.01, "epochs": 20, "eval_every": 25},
+    "pretrained_lm": {"learning_rate": 5e-5, "warmup_steps": 10, "batch_size": 8, "weight_decay": 0.01,
+                      "epochs": 3, "eval_every": 20, "bf16": "native"},
+}
+RECIPE_HELP = {
+    "scratch": "from-scratch students",
+    "pretrained": "MiniLM warm starts that add new parts",
+    "pretrained_lm": "pretrained language models: pretrained:smollm2-135m, hub ids and local folders",
 }
 
 
+def recipe_summary(name: str | None) -> str:
+    """One line for `validate`: the recipe a run trains with and what it sets."""
+    if name is None:
+        return "train.recipe: none (the from-scratch defaults, unless the config sets them)"
+    keys = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in RECIPES[name].items())
+    return f"train.recipe: {name} ({RECIPE_HELP[name]}): {keys}; keys the config sets win"
+
+
 class TrainConfig(_Strict):
-    recipe: Literal["scratch", "pretrained"] | None = Field(
-        None, description="fill unset keys from a recipe: scratch (from-scratch presets) or pretrained "
-        "(pretrained students: lr 1e-4, new parts at 10x, 20 epochs, batch 16); keys set in the config win")
+    recipe: Literal["scratch", "pretrained", "pretrained_lm"] | None = Field(
+        None, description="fill unset keys from a recipe: scratch (from-scratch presets), pretrained (MiniLM "
+        "warm starts: lr 1e-4, new parts at 10x, 20 epochs, batch 16) or pretrained_lm (pretrained language "
+        "models: SmolLM2, hub ids, local folders); keys set in the config win. Default: by the student")
     epochs: float | None = Field(None, gt=0, description="passes over the training pairs; sets max_steps from the "
                                  "data (pairs x epochs / batch_size), so methods with more pairs get more steps")
     max_steps: int = Field(1000, ge=1, description="optimizer steps (the budget; equal across methods)")
@@ -209,8 +228,10 @@ class TrainConfig(_Strict):
                                  "(exact: same loss as the padded batch); default on where the model supports it")
     group_by_length: bool | None = Field(None, description="batch examples of similar length to cut padding; "
                                          "default on for students that are not packed (encoder-decoder)")
-    bf16: bool | None = Field(None, description="bf16 autocast; default on with a GPU that supports it, off on the "
-                              "CPU (measured: no gain on this project's CPUs, see docs/training.md)")
+    bf16: bool | Literal["native"] | None = Field(
+        None, description="bf16 autocast; null: on with a GPU that supports it, off on the CPU (no gain for small "
+        "students, docs/training.md); native: on wherever the hardware computes bf16 (a bf16 GPU, or a CPU with "
+        "AVX512-BF16 or AMX), as the pretrained_lm recipe sets it")
     compile: bool = Field(False, description="torch.compile the student (off by default: on the CPU compiling "
                           "costs more than it saves on runs this size)")
     resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
@@ -265,13 +286,15 @@ class RunConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _pretrained_recipe(cls, data: Any) -> Any:
-        """A `pretrained:` student trains with the pretrained recipe unless the config names one."""
+        """A student with pretrained weights trains with a pretrained recipe unless the config names one:
+        the from-scratch defaults (lr 2e-3, 100 warm-up steps) would wreck it."""
         if isinstance(data, dict):
             student, train = data.get("student"), data.get("train")
-            model = student.get("model") if isinstance(student, dict) else None
-            if isinstance(model, str) and model.startswith("pretrained:") and (train is None or isinstance(train, dict)) \
-                    and "recipe" not in (train or {}):
-                data = {**data, "train": {**(train or {}), "recipe": "pretrained"}}
+            model = student.get("model", "preset:tiny") if isinstance(student, dict) else \
+                "preset:tiny" if student is None else None
+            recipe = default_recipe(model) if isinstance(model, str) else None
+            if recipe and (train is None or isinstance(train, dict)) and "recipe" not in (train or {}):
+                data = {**data, "train": {**(train or {}), "recipe": recipe}}
         return data
 
     @model_validator(mode="after")
@@ -289,6 +312,18 @@ class RunConfig(_Strict):
         from .methods import get_method
 
         return get_method(name, self.method_options.get(name))
+
+
+def default_recipe(model: str) -> str | None:
+    """The recipe a student trains with when the config names none: none (the from-scratch defaults) for
+    presets, `pretrained` for MiniLM warm starts, `pretrained_lm` for every other pretrained model."""
+    if model.startswith("preset:"):
+        return None
+    if model.startswith("pretrained:"):
+        from .students.pretrained import is_language_model
+
+        return "pretrained_lm" if is_language_model(model.split(":", 1)[1]) else "pretrained"
+    return "pretrained_lm"  # a hub id or a local folder: weights someone trained
 
 
 def _coerce(item: str, value: str) -> Any:

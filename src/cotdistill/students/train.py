@@ -299,9 +299,19 @@ def _tensorboard(cfg, out_dir: Path) -> list:
 
 
 def _bf16(cfg) -> bool:
+    gpu = torch.cuda.is_available()
+    if cfg.bf16 == "native":
+        return torch.cuda.is_bf16_supported() if gpu else native_cpu_bf16()
     if cfg.bf16 is not None:
         return cfg.bf16
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return gpu and torch.cuda.is_bf16_supported()
+
+
+def native_cpu_bf16() -> bool:
+    """The CPU has bf16 instructions (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated, and slower."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
 
 
 def _use_packing(cfg, model, seq2seq: bool, own_batches: bool) -> bool:
