@@ -99,6 +99,23 @@ def test_choice_extraction(text, choices, expected):
     ("It depends, but the answer is yes.", "yes"),  # an answer phrase commits to an answer
     ("Yes, for sure.", "yes"),
     ("No, I am not sure.", None),
+    # an adverb of likelihood before the word commits (text-davinci-002 stage-2 answers)
+    (" most likely no.", "no"),
+    (" probably no.", "no"),
+    (' probably "no."', "no"),
+    (" most likely yes, the trees in that region will be changing colors in September.", "yes"),
+    ("Almost certainly yes.", "yes"),
+    ("Definitely no", "no"),
+    ("Likely, yes.", "yes"),
+    (": Very likely false.", "no"),
+    ("Probably not.", None),  # no answer word
+    ("Probably nobody flipped it.", None),  # "no" must end its clause
+    ("Probably, no one knows.", None),
+    # both answers, or the question's own options: no answer
+    ("Yes and no.", None),
+    ("Both yes and no.", None),
+    (" yes or no", None),
+    ("Yes, and no one else flipped it.", "yes"),
 ])
 def test_yes_no(text, expected):
     assert extract(text, "yes_no") == expected

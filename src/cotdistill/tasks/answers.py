@@ -107,6 +107,9 @@ _YES_NO = {"yes": "yes", "true": "yes", "correct": "yes", "no": "no", "false": "
 _YN = r"(yes|no|true|false|correct|incorrect)"
 _END = r"(?=\s*(?:$|[.,;:!?)\]\"'*\n\-–—]))"  # the word ends its clause: "no." or "no - the coin", not "no one"
 _LEAD = r"^[\s\"'(*:\-]*"  # a stage-2 read-out often starts with the prompt's colon: ": Yes"
+# An adverb of likelihood before the word still commits to it: "most likely no.", 'probably "no."'.
+_LIKELY = (r"(?:(?:most|very|quite|highly|more than|in all)\s+)?(?:likely|likelihood|probably)|almost certainly"
+           r"|certainly|definitely|surely|undoubtedly|presumably|absolutely|clearly")
 # Where a yes/no is an answer, in reading order (the first group that matched is the word):
 _YES_NO_PATTERNS = [
     # an answer phrase anywhere: "the answer is yes", "Answer: No", "the answer (Yes or No) is no"
@@ -116,6 +119,8 @@ _YES_NO_PATTERNS = [
                r"(?:the answer is\s*)?[\"'(*]*" + _YN + _END, re.I),
     # the answer text starts with the word: "Yes, the coin...", "No.", "True", "No it is not"
     re.compile(_LEAD + r"(yes)\b", re.I),
+    # ... after an adverb of likelihood: "most likely yes, the trees ...", "probably no."
+    re.compile(_LEAD + r"(?:" + _LIKELY + r")\s*,?\s*[\"'(*]*" + _YN + _END, re.I),
     re.compile(_LEAD + r"(no|true|false|correct|incorrect)" + _END, re.I),
     re.compile(_LEAD + r"(no)\s+(?=(?:it|this|that|the|he|she|they|we|i|because|since|as|not)\b)", re.I),
 ]
@@ -129,7 +134,8 @@ _ABSTAIN = re.compile(
     r"|\b(?:not|in) ?(?:enough|sufficient|insufficient) information\b|\binsufficient information\b"
     r"|\bthere (?:is|'s) no (?:\w+ )?answer\b|\bno (?:definitive|definite|clear|single|correct|right) answer\b"
     r"|\b(?:two|2|several|multiple|many|more than one) (?:possible |different )?answers\b"
-    r"|\b(?:i|we) (?:don't|do not) know\b|\bnot sure\b|\bnot possible to (?:tell|say|know|determine)\b",
+    r"|\b(?:i|we) (?:don't|do not) know\b|\bnot sure\b|\bnot possible to (?:tell|say|know|determine)\b"
+    r"|^[\s\"'(*:\-]*(?:both )?yes (?:and|or) no\b",  # "yes and no", "both yes and no", "yes or no"
     re.I,
 )
 _ANSWER_PHRASE = re.compile(r"\banswer\b(?:\s*\([^)]*\))?\s*(?:is|would be|will be|:)(?!\s*(?:not|unclear|uncertain)\b)", re.I)
