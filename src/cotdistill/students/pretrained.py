@@ -90,26 +90,35 @@ def kept_layers(n: int, keep: int | None) -> list[int]:
     return [round(i * (n - 1) / (keep - 1)) for i in range(keep)]
 
 
-def _bert(layers: int | None):
-    """(BertConfig with the kept layers, MiniLM's state dict renumbered to them, kept indices)."""
+def _with_layers(cfg, weights: Path, prefix: str, layers: int | None):
+    """(`cfg` with `layers` of its layers, the state dict at `weights` with those layers renumbered
+    0..K-1, kept indices). `prefix` is what stands before a layer's index in its keys ("encoder.layer.")."""
     import re
 
     from safetensors.torch import load_file
-    from transformers import BertConfig
 
-    d = minilm_dir()
-    cfg = BertConfig.from_pretrained(d)
     keep = kept_layers(cfg.num_hidden_layers, layers)
     new_index = {old: new for new, old in enumerate(keep)}
+    layer_key = re.compile(re.escape(prefix) + r"(\d+)\.(.*)")
     state = {}
-    for key, value in load_file(str(d / "model.safetensors")).items():
-        m = re.match(r"encoder\.layer\.(\d+)\.(.*)", key)
+    for key, value in load_file(str(weights)).items():
+        m = layer_key.match(key)
         if m is None:
             state[key] = value
         elif int(m.group(1)) in new_index:
-            state[f"encoder.layer.{new_index[int(m.group(1))]}.{m.group(2)}"] = value
+            state[f"{prefix}{new_index[int(m.group(1))]}.{m.group(2)}"] = value
     cfg.num_hidden_layers = len(keep)
+    if getattr(cfg, "layer_types", None):  # per-layer attention kinds (sliding windows) follow their layers
+        cfg.layer_types = [cfg.layer_types[i] for i in keep]
     return cfg, state, keep
+
+
+def _bert(layers: int | None):
+    """(BertConfig with the kept layers, MiniLM's state dict renumbered to them, kept indices)."""
+    from transformers import BertConfig
+
+    d = minilm_dir()
+    return _with_layers(BertConfig.from_pretrained(d), d / "model.safetensors", "encoder.layer.", layers)
 
 
 def _load_into(bert, state: dict, allowed_missing: tuple[str, ...] = ()) -> None:
@@ -181,26 +190,12 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
 def _causal_lm(folder: Path, layers: int | None):
     """A causal LM from a plain model folder, with `layers` of its decoder layers kept (renumbered, so
     the KV cache and a reload by path see a contiguous stack)."""
-    import re
-
-    from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if layers is None:
         return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
-    cfg = AutoConfig.from_pretrained(folder)
-    keep = kept_layers(cfg.num_hidden_layers, layers)
-    new_index = {old: new for new, old in enumerate(keep)}
-    state = {}
-    for key, value in load_file(str(folder / "model.safetensors")).items():
-        m = re.match(r"model\.layers\.(\d+)\.(.*)", key)
-        if m is None:
-            state[key] = value
-        elif int(m.group(1)) in new_index:
-            state[f"model.layers.{new_index[int(m.group(1))]}.{m.group(2)}"] = value
-    cfg.num_hidden_layers = len(keep)
-    if getattr(cfg, "layer_types", None):  # per-layer attention kinds (sliding windows) follow their layers
-        cfg.layer_types = [cfg.layer_types[i] for i in keep]
+    cfg, state, keep = _with_layers(AutoConfig.from_pretrained(folder), folder / "model.safetensors",
+                                    "model.layers.", layers)
     model = AutoModelForCausalLM.from_config(cfg)
     result = model.load_state_dict(state, strict=False)
     # A tied output embedding is not stored separately; anything else missing is a bug.
