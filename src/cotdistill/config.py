@@ -184,7 +184,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "scratch": {"learning_rate": 2e-3, "warmup_steps": 100, "batch_size": 32},
     "pretrained": {"learning_rate": 1e-4, "new_parts_lr_scale": 10.0, "warmup_steps": 20, "batch_size": 16,
                    "weight_decay": 0.01, "epochs": 20, "eval_every": 25},
-    "pretrained_lm": {"learning_rate": 5e-5, "warmup_steps": 10, "batch_size": 8, "weight_decay": 0.01,
+    "pretrained_lm": {"learning_rate": 1e-4, "warmup_steps": 10, "batch_size": 8, "weight_decay": 0.01,
                       "epochs": 3, "eval_every": 20, "bf16": "native"},
 }
 RECIPE_HELP = {

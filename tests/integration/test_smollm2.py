@@ -84,7 +84,7 @@ def test_trains_through_the_pipeline_and_reloads_by_path(tmp_path, folder, lora)
         f"out={tmp_path / 'run'}", "task.name=coin_flip", "task.n_train=12", "task.n_test=4",
         "student.model=pretrained:smollm2-135m", "student.layers=2", "train.max_steps=2", "train.batch_size=4",
         "eval.max_new_tokens=8", "methods=[ft_cot]", *(["student.lora={r: 4}"] if lora else [])])
-    assert cfg.train.recipe == "pretrained_lm" and cfg.train.learning_rate == 5e-5  # the pretrained LM recipe
+    assert cfg.train.recipe == "pretrained_lm" and cfg.train.learning_rate == 1e-4  # the pretrained LM recipe
     s = Run(cfg).run_all()
     r = s["methods"]["ft_cot"]
     assert r["steps"] == 2 and r["n"] == 4
