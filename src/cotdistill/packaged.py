@@ -73,7 +73,7 @@ class PackagedGGUF:
             return f"pretrained:{self.name}: reading its GGUF file needs the `gguf` package: pip install gguf"
         return None
 
-    def folder(self, progress: bool = True) -> Path:
+    def folder(self) -> Path:
         """The converted model folder, built on first use (atomic, locked, keyed by the file's hash)."""
         from filelock import FileLock
 

