@@ -24,7 +24,6 @@ compares the byte-level tokenizer with a BPE trained on the same training text (
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sys

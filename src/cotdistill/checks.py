@@ -6,22 +6,16 @@ first expensive step, so a typo in a student name costs nothing, not a paid teac
 """
 from __future__ import annotations
 
-import functools
 import os
-import re
-import socket
 import tempfile
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import urlparse
 
 from .config import RunConfig
 from .errors import ConfigError, CotDistillError
+from .hub import model_source_problem
 
 STAGES = ("data", "teacher", "train", "evaluate")
-
-# "org/name" or "name" (letters, digits, - _ .): anything else cannot be a hub id.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def check(cfg: RunConfig, stages: Iterable[str] = STAGES) -> None:
@@ -85,8 +79,6 @@ def _student_problems(cfg: RunConfig) -> list[str]:
                          f"rationales or answers for {', '.join(generative)}; use a causal or seq2seq student "
                          f"(e.g. pretrained:minilm-seq2seq)")
         if s.lora:
-            from .students.lora import own_module_problem
-
             found += [p for p in [own_module_problem(cfg.methods)] if p]
         if not masked and mlm_only:
             found.append(f"`student.model`: {', '.join(mlm_only)} fill [MASK] slots of a masked-LM student; {s.model} "
@@ -201,10 +193,6 @@ def _teacher_problems(cfg: RunConfig) -> list[str]:
     return found
 
 
-def looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or not _HUB_ID.match(name)
-
-
 def _model_problems(name: str, field: str, teacher: bool = False) -> list[str]:
     if name.startswith("preset:"):
         from .registry import unknown_name
@@ -229,39 +217,13 @@ def _model_problems(name: str, field: str, teacher: bool = False) -> list[str]:
     return [f"`{field}`: {problem}"] if problem else []
 
 
-def model_source_problem(name: str) -> str | None:
-    """Why `name` cannot be loaded as a local model folder or hub id, or None if it may load."""
-    p = Path(name).expanduser()
-    if p.exists():
-        if p.is_dir() and (p / "config.json").exists():
-            return None
-        return f"{name} exists but is not a saved model folder (no config.json in it)"
-    if looks_like_path(name):
-        return f"{name} does not exist (a local model folder was expected)"
-    return _hub_problem(name)
+def own_module_problem(methods: list[str]) -> str | None:
+    """Why LoRA cannot train these methods, or None: some train a module of their own, which
+    adapters on the student would not reach. Checked in `validate` and again before training."""
+    from .methods import METHODS
 
-
-def _hub_problem(repo_id: str) -> str | None:
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+    owns = [m for m in methods if m in METHODS and METHODS.get(m).owns_training]
+    if not owns:
         return None
-    if constants.HF_HUB_OFFLINE:
-        return (f"{repo_id!r} is not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE is set; "
-                f"pass the path of a saved model")
-    endpoint = constants.ENDPOINT
-    if not _reachable(endpoint):
-        return (f"{repo_id!r} is not a local folder and no model hub is reachable ({endpoint}); pass the path of a "
-                f"saved model, or set HF_ENDPOINT to a reachable hub")
-    return None
-
-
-@functools.lru_cache(maxsize=8)
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    """One TCP connection to the hub: a fast 'no' instead of ~25 s of retries inside from_pretrained."""
-    u = urlparse(url)
-    try:
-        with socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return (f"`student.lora`: {', '.join(owns)} train a module of their own (masked-LM heads, AS-ES's two "
+            f"students); LoRA works with methods that train the student itself")

@@ -17,6 +17,7 @@ import torch
 from transformers import StoppingCriteria
 
 from .errors import ModelError
+from .hub import model_source_problem
 
 # EncoderDecoderModel warns on every forward with labels (training, option scoring) that models
 # trained before transformers 4.12 computed the loss differently; it concerns none of ours.
@@ -47,8 +48,6 @@ def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = 
     loads only when asked for (`masked=True`; it cannot generate) or when `masked=None` (whatever it is)."""
     from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
                               AutoTokenizer)
-
-    from .checks import model_source_problem
 
     if name_or_path.startswith("pretrained:"):
         from .packaged import packaged_lm

@@ -1,15 +1,16 @@
-"""Atomic file writes: an artifact either exists complete or not at all, so an interrupted
-stage never leaves a half-written file that a later stage would take as finished."""
+"""Files: reading data files with errors that name the file and line, and atomic writes (an
+artifact either exists complete or not at all, so an interrupted stage never leaves a half-written
+file that a later stage would take as finished). The lowest layer: it imports nothing of ours but
+errors."""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 from .errors import DataError
-from .tasks.files import read_jsonl
 
 
 def _umask() -> int:
@@ -63,3 +64,51 @@ def read_jsonl_list(path: str | Path, required: tuple[str, ...] = ()) -> list[di
                 raise DataError(f"{path}:{lineno}: missing field {f!r}")
         rows.append(r)
     return rows
+
+
+def read_text(path: Path) -> str:
+    """A data file's text; a missing file, a folder or bytes that are not UTF-8 name the file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a data file")
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{path}: not a readable gzip file ({e})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {col}); "
+                        f"re-save the file as UTF-8") from None
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; malformed JSON names the line."""
+    path = Path(path)
+    # split on "\n" only: str.splitlines() would also split inside a JSON string holding U+2028
+    for lineno, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None

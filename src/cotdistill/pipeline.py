@@ -175,7 +175,8 @@ class Run:
                                            seed=self.cfg.train.seed, layers=self.cfg.student.layers,
                                            tokenizer=self.student_tokenizer(train, curated))
         if self.cfg.student.lora:
-            from .students.lora import add_lora, own_module_problem
+            from .checks import own_module_problem
+            from .students.lora import add_lora
 
             if problem := own_module_problem([method_name]):
                 raise ConfigError(problem)

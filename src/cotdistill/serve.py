@@ -114,7 +114,7 @@ class Student:
 
 def _run_kind(test_file: Path) -> AnswerKind | None:
     """The answer kind of the run's test questions when they share one (a mixture has several)."""
-    from .tasks.files import read_jsonl
+    from .io import read_jsonl
 
     if not test_file.exists():
         return None

@@ -44,7 +44,6 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
     from .checks import check
     from .config import load_config
     from .pipeline import Run
-    from .tasks import load_task
 
     out = Path(out)
     if not Path(student).is_dir():

@@ -1,5 +1,4 @@
 """The hardened OpenAI-compatible backend against a real local HTTP server injecting faults."""
-import json
 import sqlite3
 
 import pytest

@@ -35,7 +35,7 @@ from pydantic import Field
 from torch import nn
 
 from ..errors import ModelError
-from ..segments import AS, ES, OVERLAP_THRESHOLD, label, split_segments
+from ..segments import AS, ES, label, split_segments
 from ..tasks.schema import Example
 from .base import PROMPT_END, SEP, Method, MethodOptions, Output, Pair, Parsed, answer_after_separator
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError, field_problems
+from ..students.data import Pair
 from ..tasks.answers import extract, normalize_gold
 from ..tasks.schema import Example
 
@@ -28,17 +29,6 @@ if TYPE_CHECKING:
 
 SEP = "-->"  # Fine-tune-CoT's answer separator
 PROMPT_END = " ###"  # Fine-tune-CoT's decoder-only prompt terminator
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One training sequence: the student reads `source` and learns `target` (loss on target only).
-    `weight` scales this pair's loss (multi-task methods)."""
-
-    source: str
-    target: str
-    weight: float = 1.0
-    ends: bool = True  # the target ends the sequence (the end-of-sequence token follows it)
 
 
 @dataclass

@@ -6,9 +6,19 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ModelError
-from ..methods.base import Pair
 
 IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training sequence: the student reads `source` and learns `target` (loss on target only).
+    `weight` scales this pair's loss (multi-task methods)."""
+
+    source: str
+    target: str
+    weight: float = 1.0
+    ends: bool = True  # the target ends the sequence (the end-of-sequence token follows it)
 
 
 def encode_pairs(pairs: list[Pair], tok, seq2seq: bool, max_length: int) -> tuple[list[dict], int]:

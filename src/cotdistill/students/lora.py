@@ -14,18 +14,6 @@ log = logging.getLogger(__name__)
 _TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "c_attn", "q", "k", "v", "o")
 
 
-def own_module_problem(methods: list[str]) -> str | None:
-    """Why LoRA cannot train these methods, or None: some train a module of their own, which
-    adapters on the student would not reach. Checked in `validate` and again before training."""
-    from ..methods import METHODS
-
-    owns = [m for m in methods if m in METHODS and METHODS.get(m).owns_training]
-    if not owns:
-        return None
-    return (f"`student.lora`: {', '.join(owns)} train a module of their own (masked-LM heads, AS-ES's two "
-            f"students); LoRA works with methods that train the student itself")
-
-
 def add_lora(model, cfg):
     """`model` wrapped with fresh LoRA adapters (peft), the base weights frozen."""
     from peft import LoraConfig, TaskType, get_peft_model

@@ -18,8 +18,7 @@ import torch
 from .. import hf  # noqa: F401  (its warning filters apply to training too)
 from ..errors import ConfigError, DataError
 from ..io import read_jsonl_list
-from ..methods.base import Pair
-from .data import Collator, encode_pairs
+from .data import Collator, Pair, encode_pairs
 from .packing import PackedCollator, can_pack, packed_attention
 from .pretrained import NEW_PARTS_ATTR
 

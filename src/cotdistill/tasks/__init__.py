@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 
 from ..errors import DataError
+from .mixture import sample_in_order
 from .schema import AnswerKind, Example
 
 __all__ = ["AnswerKind", "Example", "load_task"]
@@ -19,12 +20,6 @@ def _cap(examples: list[Example], n: int, cfg=None) -> list[Example]:
     return examples[:n]
 
 
-def sample_in_order(examples: list[Example], n: int, rng: random.Random) -> list[Example]:
-    """`n` examples drawn at random with `rng`, kept in their original order."""
-    keep = set(rng.sample(range(len(examples)), n))
-    return [e for i, e in enumerate(examples) if i in keep]
-
-
 def load_task(cfg) -> tuple[list[Example], list[Example]]:
     """(train, test) examples for a TaskConfig. Test questions never appear in train."""
     from .benchmarks import load_benchmark
@@ -34,7 +29,7 @@ def load_task(cfg) -> tuple[list[Example], list[Example]]:
     if cfg.source == "mixture":
         from .mixture import load_mixture
 
-        train, test = load_mixture(cfg)
+        train, test = load_mixture(cfg, load_task)
     elif cfg.source == "synthetic":
         task = make_synthetic(cfg.name, cfg.params)
         test = task.generate(cfg.n_test, seed=cfg.seed + 10_000)

@@ -22,7 +22,7 @@ import re
 from fractions import Fraction
 from typing import Literal, Sequence
 
-from .schema import AnswerKind, choice_letters
+from .kinds import AnswerKind, choice_letters
 
 Position = Literal["first", "last"]
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DataError
-from .files import load_gsm8k, read_json, read_jsonl
-from .schema import AnswerKind, Example, choice_letters, format_choices
+from ..io import read_json, read_jsonl
+from .files import load_gsm8k
+from .schema import Example, choice_letters, format_choices
 
 AQUA_TRAIN_SIZE = 97467  # the AQuA-RAT train split precedes test in the official split indices
 

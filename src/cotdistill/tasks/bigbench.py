@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .answers import normalize_text, parse_number
-from .files import read_json
+from ..io import read_json
 from .schema import Example, choice_letters, format_choices
 
 log = logging.getLogger(__name__)

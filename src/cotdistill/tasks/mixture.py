@@ -10,9 +10,9 @@ question). The test split of every task is kept whole (its own `n_test_max` caps
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 from ..errors import DataError
-from . import sample_in_order
 from .schema import Example
 
 TAG = "mixture"  # metadata key naming an example's task within the mixture
@@ -24,9 +24,15 @@ def task_of(ex: Example | dict) -> str | None:
     return meta.get(TAG)
 
 
-def load_mixture(cfg) -> tuple[list[Example], list[Example]]:
-    from . import load_task
+def sample_in_order(examples: list[Example], n: int, rng: random.Random) -> list[Example]:
+    """`n` examples drawn at random with `rng`, kept in their original order."""
+    keep = set(rng.sample(range(len(examples)), n))
+    return [e for i, e in enumerate(examples) if i in keep]
 
+
+def load_mixture(cfg, load_task: Callable) -> tuple[list[Example], list[Example]]:
+    """The mixture's examples; `load_task` loads one entry's task (the caller's loader: an entry may
+    be of any source)."""
     train: list[Example] = []
     test: list[Example] = []
     for i, entry in enumerate(cfg.mixture):

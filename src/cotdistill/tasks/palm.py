@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
-from .files import read_json, read_jsonl
+from ..io import read_json, read_jsonl
 from .schema import Example
 
 NAME = "svamp_palm"

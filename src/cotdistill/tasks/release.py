@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
-from .files import read_json
+from ..io import read_json
 from .schema import Example
 
 _OPTIONS = re.compile(r"Answer choices:\s*(.*?)\.?\s*$", re.S | re.I)

@@ -1,21 +1,15 @@
 """The example schema shared by every stage."""
 from __future__ import annotations
 
-from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import DataError
+from .answers import gold_problem
+from .kinds import AnswerKind, choice_letters
 
-
-class AnswerKind(str, Enum):
-    number = "number"
-    choice = "choice"  # multiple choice; gold is the letter, `choices` holds the option texts
-    yes_no = "yes_no"
-    text = "text"  # free text compared after normalisation
-    label = "label"  # a class label, possibly a path such as "comp/graphics"
-    math = "math"  # a LaTeX or plain expression ("\\frac{1}{2}", "2\\sqrt{3}"), compared by value (math-verify)
+__all__ = ["AnswerKind", "Example", "choice_letters", "choices_from_question", "format_choices"]
 
 
 class Example(BaseModel):
@@ -34,8 +28,6 @@ class Example(BaseModel):
     @classmethod
     def parse(cls, obj: Any, where: str) -> "Example":
         """Validate one record, naming `where` (file:line) and the field in the error."""
-        from .answers import gold_problem
-
         try:
             ex = cls.model_validate(obj)
         except ValidationError as e:
@@ -46,10 +38,6 @@ class Example(BaseModel):
         if problem:
             raise DataError(f"{where}: field 'answer': {problem} (task kind {ex.kind.value!r})")
         return ex
-
-
-def choice_letters(n: int) -> list[str]:
-    return [chr(ord("A") + i) for i in range(n)]
 
 
 def format_choices(choices: list[str]) -> str:

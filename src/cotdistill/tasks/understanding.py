@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 
 from ..errors import DataError
-from .files import entity_spans, read_jsonl, read_text
+from ..io import read_jsonl, read_text
+from .files import entity_spans
 from .schema import Example
 
 NEWSGROUPS = "20newsgroups"

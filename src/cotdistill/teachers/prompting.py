@@ -96,7 +96,7 @@ def load_few_shot(path: str, task: str) -> FewShotCoT:
     from pathlib import Path
 
     from ..errors import DataError
-    from ..tasks.files import read_json, read_jsonl
+    from ..io import read_json, read_jsonl
 
     p = Path(path)
     data = [r for _, r in read_jsonl(p)] if p.suffix == ".jsonl" else read_json(p)
@@ -168,7 +168,7 @@ def load_block_demos(path: str) -> tuple[str, list[dict]]:
     from pathlib import Path
 
     from ..errors import DataError
-    from ..tasks.files import read_text
+    from ..io import read_text
 
     p = Path(path)
     text = read_text(p).replace("\r\n", "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError, TeacherError
-from ..tasks.files import read_json
+from ..io import read_json
 from .base import Completion, Progress, Request, Teacher
 from .prompting import STEP_TRIGGER
 
