@@ -98,7 +98,7 @@ def forced_modes(run, test) -> dict:
     from cotdistill.evaluate import predict, summarize
     from cotdistill.methods import get_method
 
-    model, tok, seq2seq = run.load_trained(run.out / "adaptive" / "model")
+    model, tok, seq2seq = run.load_trained(run.folder.model("adaptive"))
     out, correct = {}, {}
     for mode in ("pre", "post"):
         preds = predict(get_method("adaptive", {"mode": mode}), model, tok, seq2seq, test,
@@ -113,7 +113,8 @@ def forced_modes(run, test) -> dict:
 def by_part(seed_runs: list[tuple[list, dict[str, list[dict]]]]) -> dict:
     """Mixed set: accuracy and route per part (which task each question came from), pooled over the
     seeds' (test questions, {method: predictions})."""
-    from cotdistill.evaluate import summarize
+    from cotdistill.evaluate import score
+    from cotdistill.methods import get_method
 
     out: dict = {}
     for m in METHODS:
@@ -123,7 +124,7 @@ def by_part(seed_runs: list[tuple[list, dict[str, list[dict]]]]) -> dict:
             for p in preds[m]:
                 sel.setdefault(part[p["id"]], []).append(p)
         for pt, ps in sorted(sel.items()):
-            s = summarize(ps)
+            s = score(get_method(m), ps)
             out.setdefault(pt, {})[m] = {k: s[k] for k in ("accuracy", "mean_generated_tokens", "post_fraction") if k in s}
     return out
 
@@ -141,21 +142,22 @@ def train_eval(name: str, seed: int, method: str, args) -> dict:
     t0 = time.time()
     run = make_run(name, seed, args)
     train, test = run.data()  # read back: prepare() wrote them
-    curated = run.load_stage("curated.jsonl")
+    curated = run.curated()
     row, preds = run.run_method(method, train, test, curated)
     res = {"row": row, "preds": preds}
     if method == "adaptive":
         res["forced"] = forced_modes(run, test)
-        res["routing"] = json.loads((run.out / "adaptive/train_info.json").read_text()).get("routing")
+        res["routing"] = json.loads(run.folder.method("adaptive").train_info.read_text()).get("routing")
     res["seconds"] = round(time.time() - t0, 1)
     return res
 
 
-def pool_seeds(rows: list[dict], preds: list[list[dict]]) -> dict:
+def pool_seeds(rows: list[dict], preds: list[list[dict]], method: str) -> dict:
     """One set's method over seeds: the pooled summary, each seed's accuracy and their spread."""
-    from cotdistill.evaluate import summarize
+    from cotdistill.evaluate import score
+    from cotdistill.methods import get_method
 
-    s = summarize([p for ps in preds for p in ps])
+    s = score(get_method(method), [p for ps in preds for p in ps])
     keys = ("accuracy", "ci95", "mean_generated_tokens", "seconds_per_100", "post_fraction", "by_mode")
     out = {k: v for k, v in s.items() if k in keys}
     accs = [r["accuracy"] for r in rows]
@@ -238,7 +240,7 @@ def main(argv=None) -> int:
             train, tests[k] = run.data()
             run.finish({m: results[n, k, m]["row"] for m in METHODS}, {m: results[n, k, m]["preds"] for m in METHODS},
                        len(train), len(tests[k]))
-        sets[n] = {m: pool_seeds([results[n, k, m]["row"] for k in seeds], [results[n, k, m]["preds"] for k in seeds])
+        sets[n] = {m: pool_seeds([results[n, k, m]["row"] for k in seeds], [results[n, k, m]["preds"] for k in seeds], m)
                    for m in METHODS}
         fs = [results[n, k, "adaptive"]["forced"] for k in seeds]
         forced[n] = {mode: {"accuracy": round(sum(f[mode]["accuracy"] for f in fs) / len(fs), 2),

@@ -73,12 +73,12 @@ def kind_losses(run, method: str) -> dict:
     m = get_method(method, run.cfg.method_options.get(method))
     train, _ = run.data()
     _, val = run.split_val(train)
-    curated = run.load_stage("curated.jsonl")
+    curated = run.curated()
     by_q: dict = {}
     for r in curated:
         by_q.setdefault(r["id"], []).append(r["rationale"])
-    model, tok, seq2seq = run.load_trained(run.out / method / "model")
-    m.load_extras(run.out / method / "model", model)
+    model, tok, seq2seq = run.load_trained(run.folder.model(method))
+    m.load_extras(run.folder.model(method), model)
     groups: dict = {"ES": [], "AS": [], "answer": []}
     for ex in val:
         rs = by_q.get(ex.id, [])
@@ -108,7 +108,7 @@ def loss_curve(run, method: str) -> list[dict]:
     `eval_loss_GROUP` rows of train_log.jsonl), with the whole validation loss beside it."""
     from cotdistill.io import read_jsonl_list
 
-    path = run.out / method / "train_log.jsonl"
+    path = run.folder.method(method).train_log
     rows = read_jsonl_list(path) if path.exists() else []
     return [{"step": r["step"], "all": round(r["eval_loss"], 4),
              **{k.removeprefix("eval_loss_"): v for k, v in r.items() if k.startswith("eval_loss_")}}
@@ -126,7 +126,7 @@ def run_set(args, name: str, student: str) -> tuple[dict, dict, dict, dict]:
     keep = ("accuracy", "ci95", "mean_generated_tokens", "seconds_per_100", "n", "steps", "train_pairs", "no_answer")
     rows = {m: {k: v for k, v in r.items() if k in keep} for m, r in s["methods"].items()}
     rows["_minutes"] = round((time.time() - t0) / 60, 1)
-    curated = run.load_stage("curated.jsonl")
+    curated = run.curated()
     segs = statistics([label(split_segments(r["rationale"], args.level), r["question"]) for r in curated])
     losses = {m: kind_losses(run, m) for m in ("as_es", "as_es_dual") if m in args.methods}
     curves = {m: loss_curve(run, m) for m in ("as_es",) if m in args.methods}  # as_es_dual owns its training

@@ -78,12 +78,13 @@ def tune(args) -> dict:
 
 
 def unseen(args) -> dict:
+    from cotdistill.runs import RunFolder
     from cotdistill.unseen import evaluate_unseen
 
     tasks = [args.data / "bigbench" / t for t in args.tasks]
     out = {}
     for key, method in TUNED.items():
-        s = evaluate_unseen(str(args.out / "mixture" / method / "model"), tasks, args.out / "unseen" / key,
+        s = evaluate_unseen(str(RunFolder(args.out / "mixture").model(method)), tasks, args.out / "unseen" / key,
                             method=method, shots=args.shots, n_eval=args.n_eval,
                             overrides=["train.recipe=pretrained", f"train.epochs={args.adapt_epochs}",
                                        "train.batch_size=8", "train.warmup_steps=0", "eval.batch_size=32", KEEP_NONE,

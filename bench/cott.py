@@ -101,18 +101,18 @@ def _train_eval(cfg, variant: str) -> dict:
 
 
 def no_rectify(run, cfg) -> dict:
-    from cotdistill.evaluate import predict, summarize
+    from cotdistill.evaluate import predict, score
     from cotdistill.methods import get_method
 
     t0 = time.time()
     _, test = run.data()
-    mdir = run.out / "cott" / "model"
+    mdir = run.folder.model("cott")
     model, tok, _ = run.load_trained(mdir)
     m = get_method("cott", {**cfg.method_options["cott"], "rectify": False})
     m.load_extras(mdir, model)
     preds = predict(m, model, tok, False, test, batch_size=cfg.eval.batch_size)
-    (run.out / "cott" / "predictions_no_rectify.jsonl").write_text("\n".join(json.dumps(p) for p in preds) + "\n")
-    return {**summarize(preds), **m.metrics(preds), "minutes": round((time.time() - t0) / 60, 2)}
+    (run.folder.method("cott").root / "predictions_no_rectify.jsonl").write_text("\n".join(json.dumps(p) for p in preds) + "\n")
+    return {**score(m, preds), "minutes": round((time.time() - t0) / 60, 2)}
 
 
 def headline(dataset: str, row: dict) -> float:

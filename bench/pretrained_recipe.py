@@ -22,7 +22,6 @@ from cotdistill.config import load_config
 from cotdistill.evaluate import predict, summarize
 from cotdistill.io import write_json
 from cotdistill.pipeline import Run
-from cotdistill.students.train import LOG_FILE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
@@ -42,11 +41,11 @@ def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: 
     train, _, curated = run.prepare()
     info = run.train("ft_cot", train, curated)
     _, val = run.split_val(train)
-    model, tok, seq2seq = run.load_trained(run.out / "ft_cot" / "model")
+    model, tok, seq2seq = run.load_trained(run.folder.model("ft_cot"))
     preds = predict(cfg.method("ft_cot"), model, tok, seq2seq, val, max_new_tokens=run.eval_max_new_tokens("ft_cot"),
                     batch_size=cfg.eval.batch_size)
     val_acc = summarize(preds)
-    log = run.out / "ft_cot" / LOG_FILE
+    log = run.folder.method("ft_cot").train_log
     curve = [[r["step"], r["eval_loss"]] for r in map(json.loads, log.read_text().splitlines()) if "eval_loss" in r] \
         if log.exists() else []
     return {"lr": lr, "scale": scale, "best_val_loss": info["best_val_loss"], "best_step": info["best_step"], "steps": info["steps"],

@@ -53,7 +53,9 @@ def train_default(out: Path, steps: int) -> Path:
     r = subprocess.run([str(ENTRY), "run", str(demo), *over], capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"training the default student failed:\n{r.stderr[-3000:]}")
-    return out / "student" / "config.yaml"
+    from cotdistill.runs import RunFolder
+
+    return RunFolder(out / "student").config
 
 
 class Server:

@@ -87,9 +87,9 @@ def _student_problems(cfg: RunConfig) -> list[str]:
 
 
 def _needs_teacher(cfg: RunConfig) -> bool:
-    from .methods import METHODS
+    from .methods import needs_rationales
 
-    return any(METHODS.get(m).uses_rationales for m in cfg.methods)
+    return needs_rationales(cfg.methods)
 
 
 def _out_problems(out: str) -> list[str]:

@@ -104,13 +104,12 @@ def _setup_logging(verbose: bool) -> None:
 
 def _run(cfg_path: Optional[Path], overrides: Optional[List[str]], stages: tuple[str, ...]):
     """The run of a command after the preflight checks for the stages it runs."""
-    from .checks import check
     from .config import load_config
     from .pipeline import Run
 
-    cfg = load_config(cfg_path, overrides or [])
-    check(cfg, stages)
-    return Run(cfg, RichReporter())
+    run = Run(load_config(cfg_path, overrides or []), RichReporter())
+    run.preflight(stages)
+    return run
 
 
 @app.command()
@@ -131,8 +130,8 @@ def generate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt):
     run = _run(config, set_, ("data", "teacher"))
     train, _ = run.data()
     recs = run.generate(train)
-    out_console.print(f"{len(recs)} rationale records -> {run.out / 'rationales.jsonl'}")
-    _print_teacher_summary(run.out / "teacher_summary.json")
+    out_console.print(f"{len(recs)} rationale records -> {run.folder.rationales}")
+    _print_teacher_summary(run.folder.teacher_summary)
 
 
 def _print_teacher_summary(path: Path) -> None:
@@ -159,8 +158,8 @@ def _print_one_teacher_summary(s: dict, who: str) -> None:
 def curate(config: Path = ConfigArg, set_: Optional[List[str]] = SetOpt):
     """Keep rationales whose answer matches gold; write curated.jsonl and curation_stats.json."""
     run = _run(config, set_, ("data",))
-    kept = run.curate(run.load_stage("rationales.jsonl"))
-    out_console.print(f"kept {len(kept)} -> {run.out / 'curated.jsonl'} (stats in curation_stats.json)")
+    kept = run.curate(run.folder.stage(run.folder.rationales))
+    out_console.print(f"kept {len(kept)} -> {run.folder.curated} (stats in {run.folder.curation_stats.name})")
 
 
 @app.command()
@@ -170,12 +169,10 @@ def train(config: Path = ConfigArg, method: Optional[str] = typer.Option(None, h
     run = _run(config, set_, ("data", "train"))
     tr, _ = run.data()
     methods = [method] if method else run.cfg.methods
-    from .pipeline import _uses_rationales
-
-    curated = run.load_stage("curated.jsonl") if any(_uses_rationales(m) for m in methods) else []
+    curated = run.curated(methods)
     for m in methods:
         info = run.train(m, tr, curated)
-        out_console.print(f"{m}: {info['steps']} steps on {info['train_pairs']} pairs -> {run.out / m / 'model'}")
+        out_console.print(f"{m}: {info['steps']} steps on {info['train_pairs']} pairs -> {run.folder.model(m)}")
 
 
 @app.command()
@@ -185,13 +182,16 @@ def evaluate(config: Path = ConfigArg, method: Optional[str] = typer.Option(None
     """Evaluate trained students on the test split; write predictions.jsonl and metrics.json.
     Always generates anew (`run` reuses an evaluation whose model, questions and settings are unchanged)."""
     run = _run(config, _explain(set_, explain), ("data", "evaluate"))
+    from .report import cell, method_columns
+
     _, te = run.data()
     for m in [method] if method else run.cfg.methods:
         _, metrics = run.evaluate(m, te, model)
-        routed = f"; routed to post {100 * metrics['post_fraction']:.1f}%" if "post_fraction" in metrics else ""
+        own = "".join(f"; {heading} {cell(metrics[k], fmt)}" for k, (heading, fmt) in method_columns([m]).items()
+                      if k in metrics)
         out_console.print(f"{m}: accuracy {metrics['accuracy']:.2f}% (95% CI {metrics['ci95'][0]}-{metrics['ci95'][1]}); "
                           f"{metrics['mean_generated_tokens']:.1f} generated tokens and {metrics['seconds_per_100']:.2f} s "
-                          f"per 100 questions{routed}")
+                          f"per 100 questions{own}")
 
 
 @app.command()
@@ -234,16 +234,14 @@ def serve(config: Path = ConfigArg,
 
 
 def _print_summary(summary: dict) -> None:
+    from .report import summary_table
+
     t = Table(title=f"{summary['task']}: test accuracy ({summary['n_test']} questions)")
-    f1 = any("macro_f1" in r for r in summary["methods"].values())  # classifying (masked-LM) methods
-    for c in ("method", "accuracy %", "95% CI", *(["macro-F1 %"] if f1 else []), "gen. tokens", "s/100 q", "post %",
-              "train pairs", "steps"):
+    heads, rows = summary_table(summary)
+    for c in heads:
         t.add_column(c)
-    for m, r in summary["methods"].items():
-        post = f"{100 * r['post_fraction']:.1f}" if "post_fraction" in r else "-"
-        t.add_row(m, f"{r['accuracy']:.2f}", f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}",
-                  *([f"{r['macro_f1']:.2f}" if "macro_f1" in r else "-"] if f1 else []), f"{r['mean_generated_tokens']:.1f}",
-                  f"{r['seconds_per_100']:.2f}", post, str(r["train_pairs"]), str(r["steps"]))
+    for row in rows:
+        t.add_row(*row)
     out_console.print(t)
     with_tasks = {m: r["by_task"] for m, r in summary["methods"].items() if r.get("by_task")}
     if with_tasks:  # a task mixture: accuracy per task
@@ -267,7 +265,7 @@ def run_cmd(config: Path = ConfigArg, explain: bool = ExplainOpt, set_: Optional
     if not dist.is_main():  # under `accelerate launch` the main process reports
         return
     _print_summary(summary)
-    out_console.print(f"report: {run.out / 'report.md'}")
+    out_console.print(f"report: {run.folder.report}")
 
 
 @app.command()
@@ -331,7 +329,7 @@ def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
     d, c = summary["methods"].get("direct", {}), summary["methods"].get("ft_cot", {})
     if d and c:
         out_console.print(f"ft_cot - direct = {c['accuracy'] - d['accuracy']:+.1f} points "
-                          f"({time.time() - t0:.0f} s). Report: {run.out / 'report.md'}")
+                          f"({time.time() - t0:.0f} s). Report: {run.folder.report}")
 
 
 @app.command()
@@ -352,13 +350,9 @@ def segments(source: Path = typer.Argument(..., metavar="CONFIG_OR_FILE", help="
     if rule == "entropy":
         if not model:
             raise typer.BadParameter("the entropy rule needs --model (a causal LM)", param_hint="--model")
-        from .students import load_student
+        from .students import load_causal_lm
 
-        ref, tok, seq2seq = load_student(model)
-        if seq2seq:
-            raise typer.BadParameter(f"{model} is an encoder-decoder; the entropy rule needs a causal LM",
-                                     param_hint="--model")
-        ref.eval()
+        ref, tok = load_causal_lm(model, "--model")
     labelled = []
     with RichReporter().task("segmenting", len(records)) as adv:
         for r in records:
@@ -390,7 +384,7 @@ def _rationale_records(source: Path, overrides: Optional[List[str]]) -> list[dic
 
     if source.suffix.lower() in (".yaml", ".yml"):
         run = _run(source, overrides, ("data",))
-        path = run.out / "curated.jsonl"
+        path = run.folder.curated
         if not path.exists():
             raise DataError(f"{path}: not found; run `cotdistill generate` and `cotdistill curate` on {source} first")
     else:

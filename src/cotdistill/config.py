@@ -17,8 +17,24 @@ from .errors import ConfigError
 from .tasks.schema import AnswerKind
 
 
+# Marks a setting a trained checkpoint does not depend on (how fast, how often, where logs go): a
+# rerun that changes it resumes the checkpoints instead of refusing them (OUT/METHOD/train_fingerprint.json).
+KEEPS_WEIGHTS = {"keeps_weights": True}
+
+
+def Setting(default: Any = ..., **kwargs: Any) -> Any:  # noqa: N802  (used like pydantic's Field)
+    """A config field marked KEEPS_WEIGHTS."""
+    return Field(default, json_schema_extra=KEEPS_WEIGHTS, **kwargs)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    def fingerprint(self) -> dict:
+        """The section's settings a trained checkpoint depends on: every field not marked KEEPS_WEIGHTS."""
+        keep = {n for n, f in type(self).model_fields.items()
+                if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("keeps_weights")}
+        return self.model_dump(mode="json", exclude=keep)
 
 
 class TaskConfig(_Strict):
@@ -86,9 +102,9 @@ class TeacherConfig(_Strict):
     base_url: str | None = Field(None, description="openai: server URL, e.g. http://localhost:8000/v1")
     api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key; null for none")
     endpoint: Literal["completions", "chat"] = "completions"
-    concurrency: int = Field(8, ge=1, le=1024, description="requests in flight")
-    max_retries: int = Field(8, ge=0, description="retries of 429/5xx/timeouts/connection errors/malformed bodies")
-    timeout_s: float = Field(60.0, gt=0, description="per-request timeout")
+    concurrency: int = Setting(8, ge=1, le=1024, description="requests in flight")
+    max_retries: int = Setting(8, ge=0, description="retries of 429/5xx/timeouts/connection errors/malformed bodies")
+    timeout_s: float = Setting(60.0, gt=0, description="per-request timeout")
     requests_per_minute: float | None = Field(None, gt=0, description="client-side request rate limit")
     tokens_per_minute: float | None = Field(None, gt=0, description="client-side token rate limit (prompt/4 + max_tokens)")
     use_n: bool = Field(False, description="ask for all samples of a prompt in one request with `n` (servers that support it)")
@@ -105,8 +121,8 @@ class TeacherConfig(_Strict):
     max_tokens: int = Field(256, ge=1)
     answer_max_tokens: int = Field(32, ge=1, description="stage-2 answer length")
     seed: int | None = 0
-    batch_size: int = Field(16, ge=1, description="transformers: generation batch")
-    cache: str | None = Field(None, description="SQLite cache path (default: OUT/teacher_cache.sqlite)")
+    batch_size: int = Setting(16, ge=1, description="transformers: generation batch")
+    cache: str | None = Setting(None, description="SQLite cache path (default: OUT/teacher_cache.sqlite)")
 
     @model_validator(mode="after")
     def _needs(self):
@@ -162,6 +178,10 @@ class StudentConfig(_Strict):
                                          "the student is saved merged")
     trust_remote_code: bool = False
 
+    def fingerprint(self) -> dict:
+        # The vocabulary size shapes only a BPE the run trains itself.
+        return self.model_dump(mode="json", exclude=set() if self.tokenizer == "bpe" else {"vocab_size"})
+
 
 class LoraSettings(_Strict):
     r: int = Field(8, ge=1, description="adapter rank")
@@ -207,9 +227,9 @@ class TrainConfig(_Strict):
         None, description="fill unset keys from a recipe: scratch (from-scratch presets), pretrained (MiniLM "
         "warm starts: lr 1e-4, new parts at 10x, 20 epochs, batch 16) or pretrained_lm (pretrained language "
         "models: SmolLM2, hub ids, local folders); keys set in the config win. Default: by the student")
-    epochs: float | None = Field(None, gt=0, description="passes over the training pairs; sets max_steps from the "
+    epochs: float | None = Setting(None, gt=0, description="passes over the training pairs; sets max_steps from the "
                                  "data (pairs x epochs / batch_size), so methods with more pairs get more steps")
-    max_steps: int = Field(1000, ge=1, description="optimizer steps (the budget; equal across methods)")
+    max_steps: int = Setting(1000, ge=1, description="optimizer steps (the budget; equal across methods)")
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     warmup_steps: int = Field(100, ge=0)
@@ -220,26 +240,26 @@ class TrainConfig(_Strict):
     new_parts_lr_scale: float = Field(1.0, gt=0, description="learning-rate multiplier for the parts a warm-started "
                                       "student adds new (pretrained:minilm-seq2seq's cross-attention and head transform)")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.9, description="share of training questions held out for checkpoint choice")
-    eval_every: int = Field(250, ge=1, description="steps between validation-loss checks")
+    eval_every: int = Setting(250, ge=1, description="steps between validation-loss checks")
     max_length: int = Field(1024, ge=8, description="tokens per training sequence; longer ones are skipped and counted")
     seed: int = 0
-    threads: int | None = Field(None, description="torch CPU threads (default: all cores)")
-    packing: bool | None = Field(None, description="decoder-only students: a batch becomes one padding-free row "
+    threads: int | None = Setting(None, description="torch CPU threads (default: all cores)")
+    packing: bool | None = Setting(None, description="decoder-only students: a batch becomes one padding-free row "
                                  "(exact: same loss as the padded batch); default on where the model supports it")
     group_by_length: bool | None = Field(None, description="batch examples of similar length to cut padding; "
                                          "default on for students that are not packed (encoder-decoder)")
-    bf16: bool | Literal["native"] | None = Field(
+    bf16: bool | Literal["native"] | None = Setting(
         None, description="bf16 autocast; null: on with a GPU that supports it, off on the CPU (no gain for small "
         "students, docs/training.md); native: on wherever the hardware computes bf16 (a bf16 GPU, or a CPU with "
         "AVX512-BF16 or AMX), as the pretrained_lm recipe sets it")
-    compile: bool = Field(False, description="torch.compile the student (off by default: on the CPU compiling "
+    compile: bool = Setting(False, description="torch.compile the student (off by default: on the CPU compiling "
                           "costs more than it saves on runs this size)")
-    resume: bool = Field(True, description="resume from the last checkpoint in the output folder")
-    report_to: list[str] = Field(default_factory=list, description="also log training to these trackers "
+    resume: bool = Setting(True, description="resume from the last checkpoint in the output folder")
+    report_to: list[str] = Setting(default_factory=list, description="also log training to these trackers "
                                  "(transformers' names: tensorboard, wandb, mlflow, ...; each needs its package, e.g. "
                                  "pip install 'cotdistill[tensorboard]'); TensorBoard writes to METHOD/logs, W&B "
                                  "names the run OUT/METHOD. train_log.jsonl is written either way")
-    keep_checkpoints: bool = Field(True, description="keep the Trainer checkpoints (weights and optimizer state) "
+    keep_checkpoints: bool = Setting(True, description="keep the Trainer checkpoints (weights and optimizer state) "
                                    "once training has finished and METHOD/model is saved; false deletes them (a "
                                    "MiniLM student's are about 1 GB): a rerun then reuses METHOD/model, and a larger "
                                    "step budget trains again from the start instead of resuming")

@@ -34,6 +34,10 @@ class Registry(Generic[T]):
 
         return deco
 
+    def add(self, obj: T) -> T:
+        """Registers a plug-in under its own `name` attribute (a class decorator too)."""
+        return self.register(getattr(obj, "name"))(obj)
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

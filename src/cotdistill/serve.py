@@ -55,7 +55,7 @@ class Student:
         self.max_new_tokens = max_new_tokens or run.eval_max_new_tokens(method_name)
         self.batch_size = run.cfg.eval.batch_size
         self.input_limit = hf.input_limit(self.model, self.tok)
-        self.default_kind = _run_kind(run.out / "data" / "test.jsonl")
+        self.default_kind = _run_kind(run.folder.test)
 
     def info(self) -> dict:
         return {"model": self.name, "method": self.method_name, "model_dir": str(self.model_dir),

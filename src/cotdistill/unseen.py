@@ -41,8 +41,8 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
                     adapt_method: str = "cot_tuning_direct", shots: list[int] = (0, 16, 64), n_eval: int = 100,
                     seed: int = 0, overrides: list[str] = (), reporter=None) -> dict:
     """Evaluates `student` (a saved model folder) on each BIG-bench task; returns and writes the summary."""
-    from .checks import check
     from .config import load_config
+    from .methods import needs_rationales
     from .pipeline import Run
 
     out = Path(out)
@@ -71,15 +71,15 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
                 "task.source=bigbench", f"task.path={path}", f"task.n_test={n_test}", f"task.n_train={max(1, k)}",
                 f"task.seed={seed}", f"student.model={student}", f"methods=[{adapt_method}]",
                 "train.val_fraction=0", f"out={out / name / f'k{k}'}", *overrides])
-            check(cfg, ("data", "train") if k else ("data",))
             run = Run(cfg, reporter)
+            run.preflight(("data", "train") if k else ("data",))
             train, test = run.data()
             if k:
                 if len(train) < k:
                     raise DataError(f"{path}: {len(train)} adaptation examples, fewer than k={k}")
-                curated = run.curate(run.generate(train)) if cfg.method(adapt_method).uses_rationales else []
+                curated = run.curate(run.generate(train)) if needs_rationales([adapt_method]) else []
                 run.train(adapt_method, train, curated)
-                model_dir = run.out / adapt_method / "model"
+                model_dir = run.folder.model(adapt_method)
             else:
                 model_dir = Path(student)
             _, metrics = run.evaluate(method, test, model_dir, reuse=True)

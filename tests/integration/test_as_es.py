@@ -56,14 +56,16 @@ def test_pairs_carry_the_kind_and_end_with_the_answer():
     grouped = get_method("as_es")
     groups = grouped.loss_groups(ex, [r, "   "], seq2seq=False)
     assert [g for g, _ in groups] == ["ES", "ES", "AS", "answer"]
-    assert not grouped.counts  # validation groups add nothing to the training counts
     dual = get_method("as_es_dual").turns(ex, [r], seq2seq=True)
     assert [(k, p.target) for k, p in dual] == [("ES", "Tom has 3 apples. [ES]"), ("ES", "He has 2 pears. [AS]"),
                                                 ("AS", "3 + 2 = 5. [AS]"), ("AS", "--> 5")]
     opens_abstract = get_method("as_es_dual").turns(ex, ["3 + 2 = 5."], seq2seq=True)
     assert opens_abstract[0] == ("ES", opens_abstract[0][1]) and opens_abstract[0][1].target == "[AS]"  # hand-over
     m = get_method("as_es")
-    assert m.train_pairs(ex, ["   "], seq2seq=False) == [] and m.counts["rationales_without_segments"] == 1
+    assert m.train_pairs(ex, ["   "], seq2seq=False) == []
+    # counted over the questions a student trains on, once however often their pairs are built
+    counts = m.segment_counts([ex, ex.model_copy(update={"id": "2"})], {"1": [r, "   "], "2": [r]})
+    assert counts == {"es_segments": 4, "as_segments": 2, "rationales_without_segments": 1}
 
 
 def test_packed_as_es_is_its_steps_in_one_sequence():

@@ -81,7 +81,7 @@ def test_a_rerun_reuses_a_finished_evaluation_until_its_model_questions_or_setti
     def rerun(*extra) -> bool:
         """Reruns; True when the evaluation was read back rather than generated."""
         caplog.clear()
-        with caplog.at_level("INFO", logger="cotdistill.pipeline"):
+        with caplog.at_level("INFO", logger="cotdistill"):
             Run(load_config(None, [*over, *extra])).run_all()
         return "evaluation of ft_cot already finished" in caplog.text
 
@@ -136,13 +136,13 @@ def test_dropped_checkpoints_a_rerun_reuses_the_model_and_a_larger_budget_retrai
     mdir = tmp_path / "ft_cot"
     assert not (mdir / "checkpoints").exists() and (mdir / "model" / "model.safetensors").exists()
     weights, info = (mdir / "model" / "model.safetensors").read_bytes(), (mdir / "train_info.json").read_text()
-    with caplog.at_level("INFO", logger="cotdistill.pipeline"):
+    with caplog.at_level("INFO", logger="cotdistill"):
         Run(load_config(None, over)).run_all()
     assert "training already finished at step 30: reusing its model" in caplog.text
     assert (mdir / "model" / "model.safetensors").read_bytes() == weights and (mdir / "train_info.json").read_text() == info
     assert not (mdir / "checkpoints").exists()
     caplog.clear()
-    with caplog.at_level("INFO", logger="cotdistill.pipeline"):
+    with caplog.at_level("INFO", logger="cotdistill"):
         Run(load_config(None, [*over, "train.max_steps=45"])).run_all()
     assert "no checkpoint to resume from" in caplog.text
     steps = [json.loads(l)["step"] for l in (mdir / "train_log.jsonl").read_text().splitlines()]

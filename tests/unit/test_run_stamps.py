@@ -6,7 +6,8 @@ import pytest
 
 from cotdistill.config import load_config
 from cotdistill.errors import ConfigError
-from cotdistill.pipeline import Run, _with_defaults
+from cotdistill.pipeline import Run
+from cotdistill.runs import _with_defaults
 
 
 def test_missing_keys_take_their_defaults_at_any_depth_and_only_those():

@@ -72,6 +72,11 @@ def _unread() -> Output:
     return Output(hf.Generated("", TOO_LONG, 0, 0, 0.0), Parsed(None, None))
 
 
+def score(method: Method, preds: list[dict]) -> dict:
+    """metrics.json of one method: accuracy and the figures every method has, and the method's own."""
+    return {**summarize(preds), **method.metrics(preds)}
+
+
 def summarize(preds: list[dict]) -> dict:
     n = len(preds)
     k = sum(p["correct"] for p in preds)
@@ -85,7 +90,6 @@ def summarize(preds: list[dict]) -> dict:
         "truncated": sum(p["finish_reason"] == "length" for p in preds),
         "too_long": sum(p["finish_reason"] == TOO_LONG for p in preds),  # part of no_answer: never read
         "seconds_per_100": round(100 * sum(p["seconds"] for p in preds) / n, 3) if n else 0.0,
-        **_by_mode(preds),
         **_by_task(preds),
     }
 
@@ -102,16 +106,3 @@ def _by_task(preds: list[dict]) -> dict:
         lo, hi = wilson_interval(k, len(sel))
         out[t] = {"n": len(sel), "accuracy": round(100 * k / len(sel), 2), "ci95": [round(100 * lo, 2), round(100 * hi, 2)]}
     return {"by_task": out, "task_mean_accuracy": round(sum(v["accuracy"] for v in out.values()) / len(out), 2)}
-
-
-def _by_mode(preds: list[dict]) -> dict:
-    """Routing methods: the share of questions sent to post-thinking, and accuracy per mode."""
-    routed = [p for p in preds if p.get("mode")]
-    if not routed:
-        return {}
-    out: dict = {"post_fraction": round(sum(p["mode"] == "post" for p in routed) / len(routed), 4), "by_mode": {}}
-    for mode in sorted({p["mode"] for p in routed}):
-        sel = [p for p in routed if p["mode"] == mode]
-        out["by_mode"][mode] = {"n": len(sel), "accuracy": round(100 * sum(p["correct"] for p in sel) / len(sel), 2),
-                                "mean_generated_tokens": round(sum(p["generated_tokens"] for p in sel) / len(sel), 2)}
-    return out

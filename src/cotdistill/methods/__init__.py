@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..registry import Registry
 from .adaptive import AdaptiveThinking
 from .as_es import ASES, ASESDual
-from .base import Method, Output, Pair, Parsed, validate_options
+from .base import Method, Output, Pair, Parsed, TrainingParts, validate_options
 from .cot_tuning import CoTTuning, CoTTuningDirect
 from .cott import CoTT
 from .direct import Direct
@@ -15,23 +15,21 @@ from .prompt_tuning import PromptTuning
 from .step_by_step import DistillingStepByStep
 
 METHODS: Registry[type[Method]] = Registry("method")
-METHODS.register("direct")(Direct)
-METHODS.register("ft_cot")(FineTuneCoT)
-METHODS.register("post")(PostThinking)
-METHODS.register("adaptive")(AdaptiveThinking)
-METHODS.register("step_by_step")(DistillingStepByStep)
-METHODS.register("as_es")(ASES)
-METHODS.register("as_es_dual")(ASESDual)
-METHODS.register("cot_tuning")(CoTTuning)
-METHODS.register("cot_tuning_direct")(CoTTuningDirect)
-# Masked-LM methods: they classify with a BERT-style student instead of generating.
-METHODS.register("cott")(CoTT)
-METHODS.register("prompt_tuning")(PromptTuning)
-METHODS.register("finetune_cls")(FinetuneCls)
+for _cls in (Direct, FineTuneCoT, PostThinking, AdaptiveThinking, DistillingStepByStep, ASES, ASESDual, CoTTuning,
+             CoTTuningDirect,
+             # masked-LM methods: they classify with a BERT-style student instead of generating
+             CoTT, PromptTuning, FinetuneCls):
+    METHODS.add(_cls)
 
 
 def get_method(name: str, options: dict | None = None) -> Method:
     return METHODS.get(name)(options)
 
 
-__all__ = ["METHODS", "Method", "Output", "Pair", "Parsed", "get_method", "validate_options"]
+def needs_rationales(methods: list[str]) -> bool:
+    """Whether any of these methods learns from teacher rationales (so the run asks the teacher)."""
+    return any(METHODS.get(m).uses_rationales for m in methods)
+
+
+__all__ = ["METHODS", "Method", "Output", "Pair", "Parsed", "TrainingParts", "get_method", "needs_rationales",
+           "validate_options"]

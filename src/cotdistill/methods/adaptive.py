@@ -51,6 +51,7 @@ class AdaptiveThinking(Method):
     paper = "Chen et al. 2024, arXiv:2404.09170"
     Options = AdaptiveOptions
     inference_options = frozenset({"threshold", "mode", "explain"})
+    columns = {"post_fraction": ("routed to post %", "share")}
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -120,7 +121,7 @@ class AdaptiveThinking(Method):
                             "post_tokens": got["post"][i].generated.completion_tokens, "label": label})
         return records
 
-    def after_train(self, model, tok, seq2seq, held_out, model_dir, *, max_new_tokens, batch_size, reporter):
+    def after_train(self, model, tok, seq2seq, held_out, model_dir, *, max_new_tokens, batch_size, reporter, **kw):
         if not held_out:
             from ..errors import ConfigError
 
@@ -159,3 +160,15 @@ class AdaptiveThinking(Method):
     def load_extras(self, model_dir, model):
         if self.opts.mode == "auto":
             self.perception = Perception.load(model_dir / DIRNAME, next(model.parameters()).device)
+
+    def metrics(self, preds):
+        """The share of questions routed to post-thinking, and accuracy and tokens per mode."""
+        routed = [p for p in preds if p.get("mode")]
+        if not routed:
+            return {}
+        out: dict = {"post_fraction": round(sum(p["mode"] == "post" for p in routed) / len(routed), 4), "by_mode": {}}
+        for mode in sorted({p["mode"] for p in routed}):
+            sel = [p for p in routed if p["mode"] == mode]
+            out["by_mode"][mode] = {"n": len(sel), "accuracy": round(100 * sum(p["correct"] for p in sel) / len(sel), 2),
+                                    "mean_generated_tokens": round(sum(p["generated_tokens"] for p in sel) / len(sel), 2)}
+        return out

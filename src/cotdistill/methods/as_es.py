@@ -23,6 +23,7 @@ Context: decoder-only `{q} ### {s1} {s2} ...` -> ` {target}` + EOS (packed: `{q}
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import re
 import time
@@ -36,8 +37,10 @@ from torch import nn
 
 from ..errors import ModelError
 from ..segments import AS, ES, label, split_segments
+from ..students import load_causal_lm
+from ..students.data import Collator, encode_pairs
 from ..tasks.schema import Example
-from .base import PROMPT_END, SEP, Method, MethodOptions, Output, Pair, Parsed, answer_after_separator
+from .base import PROMPT_END, SEP, Method, MethodOptions, Output, Pair, Parsed, TrainingParts, answer_after_separator
 
 log = logging.getLogger(__name__)
 AS_DIR = "as_student"
@@ -70,46 +73,40 @@ class _Segmented(Method):
     Options: ClassVar[type[ASESOptions]] = ASESOptions
     inference_options = frozenset({"max_segments"})
 
-    def __init__(self, options: dict | None = None):
-        super().__init__(options)
-        self.counts: Counter = Counter()
-        self._ref = None
-
     # -- segments --------------------------------------------------------------------------------
-    def segments(self, ex: Example, rationale: str, count: bool = True) -> list[tuple[str, str]]:
-        """[(kind, text)] of one rationale; empty (and counted, with `count`) when it yields no segment."""
+    def segments(self, ex: Example, rationale: str) -> list[tuple[str, str]]:
+        """[(kind, text)] of one rationale; empty when it yields no segment."""
         o = self.opts
         ref = tok = None
         if o.rule == "entropy":
-            ref, tok = self._reference()
-        segs = label(split_segments(rationale, o.level), ex.question, o.rule, o.threshold, ref, tok)
-        if not segs and count:
-            self.counts["rationales_without_segments"] += 1
-        return [(s.kind, s.text) for s in segs]
-
-    def _reference(self):
-        if self._ref is None:
             from ..errors import ConfigError
-            from ..students import load_student
 
-            if not self.opts.segment_model:
+            if not o.segment_model:
                 raise ConfigError(f"`method_options.{self.name}.segment_model`: the entropy rule needs a reference "
                                   f"causal LM")
-            model, tok, seq2seq = load_student(self.opts.segment_model)
-            if seq2seq:
-                raise ConfigError(f"`method_options.{self.name}.segment_model`: {self.opts.segment_model} is an "
-                                  f"encoder-decoder; the entropy rule needs a causal LM")
-            model.eval()
-            self._ref = (model, tok)
-        return self._ref
+            ref, tok = _reference(o.segment_model, f"method_options.{self.name}.segment_model")
+        segs = label(split_segments(rationale, o.level), ex.question, o.rule, o.threshold, ref, tok)
+        return [(s.kind, s.text) for s in segs]
+
+    def segment_counts(self, examples: list[Example], rationales: dict[str, list[str]]) -> dict[str, int]:
+        """Segments by kind over the rationales a student trains on, and rationales with none."""
+        counts: Counter = Counter()
+        for ex in examples:
+            for r in rationales.get(ex.id, []):
+                segs = self.segments(ex, r)
+                counts.update(f"{kind.lower()}_segments" for kind, _ in segs)
+                counts["rationales_without_segments"] += not segs
+        return {k: v for k, v in counts.items() if v}
+
+    def training(self, model, tok, seq2seq, train, val, rationales, *, seed) -> TrainingParts:
+        parts = super().training(model, tok, seq2seq, train, val, rationales, seed=seed)
+        parts.info["segments"] = self.segment_counts([*train, *val], rationales)
+        return parts
 
     @staticmethod
     def context(ex: Example, done: list[str], seq2seq: bool) -> str:
         text = f"{ex.question}{PROMPT_END}" + "".join(f" {s}" for s in done)
         return text
-
-    def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, **kw) -> dict:
-        return {"segments": dict(self.counts)}
 
     # -- inference -------------------------------------------------------------------------------
     def predict(self, model, tok, seq2seq, examples, *, max_new_tokens, batch_size, progress=None) -> list[Output]:
@@ -212,27 +209,23 @@ class ASES(_Segmented):
     def stops(self, seq2seq):
         return (SEGMENT_END,) if self.packed(seq2seq) else ()
 
-    def steps(self, ex, rationales, seq2seq, count: bool = True) -> list[tuple[str, Pair]]:
+    def steps(self, ex, rationales, seq2seq) -> list[tuple[str, Pair]]:
         """(kind of the segment written, pair) for every step of every rationale, as inference takes
         them; the answer step counts as AS. Packed, a step before the answer ends at ` |` (no
-        end-of-sequence token), exactly as it stands inside its row. `count`: add the segments to
-        the training counts."""
-        return [step for r in rationales for step in self._steps(ex, r, seq2seq, count)]
+        end-of-sequence token), exactly as it stands inside its row."""
+        return [step for r in rationales for step in self._steps(ex, r, seq2seq)]
 
     def loss_groups(self, ex, rationales, seq2seq):
-        # Not counted: pipeline's pairs for the validation questions already counted them once.
-        return [(ANSWER if SEP in p.target else kind, p) for kind, p in self.steps(ex, rationales, seq2seq, False)]
+        return [(ANSWER if SEP in p.target else kind, p) for kind, p in self.steps(ex, rationales, seq2seq)]
 
-    def _steps(self, ex, rationale, seq2seq, count: bool = True) -> list[tuple[str, Pair]]:
-        segs = self.segments(ex, rationale, count)
+    def _steps(self, ex, rationale, seq2seq) -> list[tuple[str, Pair]]:
+        segs = self.segments(ex, rationale)
         if not segs:
             return []
         shown = [self.written(k, t, seq2seq) for k, t in segs]
         packed = self.packed(seq2seq)
         out = []
         for k, (kind, text) in enumerate(segs):
-            if count:
-                self.counts[f"{kind.lower()}_segments"] += 1
             body = shown[k] if packed else f"{kind}: {text}"
             out.append((kind, Pair(self.context(ex, shown[:k], seq2seq), self._target(body, seq2seq), ends=not packed)))
         out.append((AS, Pair(self.context(ex, shown, seq2seq), self._target(f"{SEP} {self.gold(ex)}", seq2seq))))
@@ -303,7 +296,7 @@ class ASESDual(_Segmented):
 
     def __init__(self, options: dict | None = None):
         super().__init__(options)
-        self.as_model = None
+        self.as_model = None  # the AS student at inference (load_extras)
 
     def turns(self, ex, rationales, seq2seq) -> list[tuple[str, Pair]]:
         """(student kind, pair) for every turn of every rationale."""
@@ -316,7 +309,6 @@ class ASESDual(_Segmented):
             if segs[0][0] == AS:  # the ES student opens and hands over at once
                 out.append((ES, Pair(self.context(ex, done, seq2seq), self._target(f"[{AS}]", seq2seq))))
             for k, (kind, text) in enumerate(segs):
-                self.counts[f"{kind.lower()}_segments"] += 1
                 nxt = segs[k + 1][0] if k + 1 < len(segs) else AS  # the AS student writes the answer
                 out.append((kind, Pair(self.context(ex, done, seq2seq), self._target(f"{text} [{nxt}]", seq2seq))))
                 done.append(text)
@@ -327,38 +319,31 @@ class ASESDual(_Segmented):
         return [p for _, p in self.turns(ex, rationales, seq2seq)]
 
     # -- training: one module holding both students ----------------------------------------------
-    def build(self, model, tok, train, seed: int = 0, rationales: dict | None = None, seq2seq: bool = False, **kw):
-        self.as_model = copy.deepcopy(model)  # both start from the same (pretrained or seeded) weights
-        self._tok, self._rationales, self._seq2seq = tok, rationales or {}, seq2seq
-        self.counts.clear()
-        return DualModule(model, self.as_model)
-
-    def encode(self, examples: list[Example], max_tokens: int) -> tuple[list[dict], int]:
-        from ..students.data import encode_pairs
-
-        feats, skipped = [], 0
-        for ex in examples:
-            for kind, pair in self.turns(ex, self._rationales.get(ex.id, []), self._seq2seq):
-                f, s = encode_pairs([pair], self._tok, self._seq2seq, max_tokens)
-                skipped += s
-                feats.extend({**x, "kind": 0 if kind == ES else 1} for x in f)
-        return feats, skipped
-
-    def collator(self, tok):
-        from ..students.data import Collator
+    def training(self, model, tok, seq2seq, train, val, rationales, *, seed) -> TrainingParts:
+        """Both students start from the same (pretrained or seeded) weights; each turn's loss goes to
+        its kind's student."""
+        def encode(examples: list[Example], max_tokens: int) -> tuple[list[dict], int]:
+            feats, skipped = [], 0
+            for ex in examples:
+                for kind, pair in self.turns(ex, rationales.get(ex.id, []), seq2seq):
+                    f, s = encode_pairs([pair], tok, seq2seq, max_tokens)
+                    skipped += s
+                    feats.extend({**x, "kind": 0 if kind == ES else 1} for x in f)
+            return feats, skipped
 
         base = Collator(tok.pad_token_id)
 
-        def collate(batch):
-            out = base(batch)
-            out["kind"] = torch.tensor([b["kind"] for b in batch])
-            return out
-        return collate
+        def collate(batch: list[dict]) -> dict:
+            return {**base(batch), "kind": torch.tensor([b["kind"] for b in batch])}
 
-    def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, **kw) -> dict:
-        self.as_model.save_pretrained(model_dir / AS_DIR)
+        module = DualModule(model, copy.deepcopy(model))
+        return TrainingParts(module, train, val, len(self.pairs(train, rationales, seq2seq)), encode=encode,
+                             collator=collate, info={"segments": self.segment_counts([*train, *val], rationales)})
+
+    def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, *, parts, **kw) -> dict:
+        parts.model.as_.save_pretrained(model_dir / AS_DIR)
         tok.save_pretrained(model_dir / AS_DIR)
-        return super().after_train(model, tok, seq2seq, held_out, model_dir)
+        return {}
 
     def load_extras(self, model_dir: Path, model) -> None:
         from ..students import load_student
@@ -381,3 +366,9 @@ class ASESDual(_Segmented):
         m = _NEXT_TAG.search(text)
         nxt = m.group(1).upper() if m else (AS if turn == ES else ES)
         return turn, (text[:m.start()] if m else text).strip(), nxt
+
+
+@functools.lru_cache(maxsize=2)
+def _reference(name: str, field: str):
+    """The entropy rule's reference causal LM, loaded once per process (labelling calls it per rationale)."""
+    return load_causal_lm(name, field)

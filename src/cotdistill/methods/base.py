@@ -2,9 +2,13 @@
 prompted with at inference, and how an answer is read from what it generates.
 
 A method is mostly pure functions over text. The training loop, generation and evaluation are
-shared by every method; a method that needs more (several targets per question, a perception
-module, segment-by-segment generation) overrides `train_pairs`, `predict`, `held_out_fraction`
-/ `after_train` / `load_extras` rather than copying the loop.
+shared by every method; what a method may own, it declares here and overrides:
+- what it trains on: text pairs (`train_pairs`, default) or its own module, features, collator and
+  loss (`training`, returning `TrainingParts`), with per-group validation losses (`loss_groups`);
+- questions kept out of training for parts fitted afterwards (`held_out_fraction`, `after_train`),
+  saved beside the student and loaded back (`load_extras`);
+- decoding (`source`, `stop`, `parse`, or all of `predict`) and its own figures (`metrics`).
+A method is registered under its `name` (`@METHODS.register`), once.
 
 Options: each method declares a pydantic `Options` model, filled from the config's
 `method_options: {METHOD: {...}}`; options named in `inference_options` change only how the
@@ -15,7 +19,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -29,6 +33,28 @@ if TYPE_CHECKING:
 
 SEP = "-->"  # Fine-tune-CoT's answer separator
 PROMPT_END = " ###"  # Fine-tune-CoT's decoder-only prompt terminator
+
+
+Encode = Callable[[list, int], "tuple[list[dict], int]"]  # (items, max tokens) -> (features, skipped over-long)
+
+
+@dataclass
+class TrainingParts:
+    """What the shared training loop trains for one method (`Method.training`).
+
+    Text pairs (the default): `model` is the student, `train`/`val` are Pairs, and `encode`/`collator`
+    are left to the loop. A method that owns its training gives its own module (its forward returns
+    {"loss": ...}), its own items, `encode` turning them into features and a `collator` batching them.
+    `info` goes into train_info.json; `after_train` receives these parts (e.g. a second student)."""
+
+    model: Any
+    train: Sequence
+    val: Sequence
+    n_items: int  # what train.epochs counts passes over
+    encode: Encode | None = None
+    collator: Callable[[list[dict]], dict] | None = None
+    groups: dict[str, list[Pair]] = field(default_factory=dict)  # validation pairs whose loss is logged by name
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,9 +95,11 @@ class Method(abc.ABC):
     # "generative": writes its answer (decoder-only or encoder-decoder students); "masked": fills
     # [MASK] slots of a masked-LM student and owns its features, loss and decoding (masked.py).
     student_kind: ClassVar[str] = "generative"
-    # True: the method trains a module of its own (`build`) on its own features (`encode`,
-    # `collator`); the module's forward returns the loss. Training loop and checkpoints stay shared.
+    # True: `training` gives a module of the method's own (LoRA adapters on the student would not
+    # reach it). Training loop and checkpoints stay shared.
     owns_training: ClassVar[bool] = False
+    # Figures of `metrics` that summary tables show as a column: {key: (heading, format)}.
+    columns: ClassVar[dict[str, tuple[str, str]]] = {}
 
     def __init__(self, options: dict | None = None):
         self.opts = validate_options(type(self), options)
@@ -109,6 +137,24 @@ class Method(abc.ABC):
         """Strings that end generation early (besides end-of-sequence)."""
         return ()
 
+    # -- training --------------------------------------------------------------------------------
+    def pairs(self, examples: Sequence[Example], rationales: dict[str, list[str]], seq2seq: bool) -> list[Pair]:
+        """The training pairs of `examples`; a method that learns from rationales skips questions
+        without a kept one."""
+        return [p for e in examples for p in self.train_pairs(e, rationales.get(e.id, []), seq2seq)
+                if not self.uses_rationales or rationales.get(e.id)]
+
+    def training(self, model, tok, seq2seq: bool, train: list[Example], val: list[Example],
+                 rationales: dict[str, list[str]], *, seed: int) -> TrainingParts:
+        """What the training loop trains: by default the student on this method's text pairs, with
+        the validation loss of each `loss_groups` group logged beside the whole one."""
+        tp = self.pairs(train, rationales, seq2seq)
+        groups: dict[str, list[Pair]] = {}
+        for e in val:
+            for name, p in self.loss_groups(e, rationales.get(e.id, []), seq2seq):
+                groups.setdefault(name, []).append(p)
+        return TrainingParts(model, tp, self.pairs(val, rationales, seq2seq), len(tp), groups=groups)
+
     # -- inference -------------------------------------------------------------------------------
     def predict(self, model, tok, seq2seq: bool, examples: list[Example], *, max_new_tokens: int,
                 batch_size: int, progress: Callable[[int], None] | None = None) -> list[Output]:
@@ -132,9 +178,9 @@ class Method(abc.ABC):
         return 0.0
 
     def after_train(self, model, tok, seq2seq: bool, held_out: list[Example], model_dir: Path, *,
-                    max_new_tokens: int, batch_size: int, reporter) -> dict:
+                    parts: TrainingParts, max_new_tokens: int, batch_size: int, reporter) -> dict:
         """Runs once the student is trained, before `model_dir` is moved into place: fit and save any
-        extra parts there. Returns facts for train_info.json."""
+        extra parts there (`parts`: what `training` gave the loop). Returns facts for train_info.json."""
         return {}
 
     def load_extras(self, model_dir: Path, model) -> None:
@@ -147,7 +193,7 @@ class Method(abc.ABC):
     def loss_groups(self, ex: Example, rationales: list[str], seq2seq: bool) -> list[tuple[str, Pair]]:
         """(group, pair) of a validation question whose loss training logs per group at every
         evaluation (`eval_loss_GROUP` in train_log.jsonl), e.g. by the kind of segment a step
-        writes; none by default. Methods that own their training (`owns_training`) log none."""
+        writes; none by default."""
         return []
 
 

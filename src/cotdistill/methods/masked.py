@@ -32,7 +32,7 @@ from ..errors import ConfigError, DataError, ModelError
 from ..tasks.answers import normalize_gold
 from ..tasks.schema import AnswerKind, Example
 from ..tasks.understanding import parent_of, undirected
-from .base import Method, MethodOptions, Output, Pair, Parsed
+from .base import Method, MethodOptions, Output, Pair, Parsed, TrainingParts
 
 HEADS_FILE = "label_heads.safetensors"
 SPACE_FILE = "label_space.json"
@@ -342,6 +342,11 @@ class MaskedMethod(Method):
         if "inter" in self.heads:
             heads["inter"] = label_head(model, tok, sp.inters, sp.words)
         return MaskedModule(model, heads, self.opts.n_virtual_tokens)
+
+    def training(self, model, tok, seq2seq, train, val, rationales, *, seed) -> TrainingParts:
+        """The module around the student, trained on this method's features of each question."""
+        return TrainingParts(self.build(model, tok, train, seed=seed), train, val, len(train), encode=self.encode,
+                             collator=self.collator(tok))
 
     def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, **kw) -> dict:
         return self.save(model_dir)

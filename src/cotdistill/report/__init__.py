@@ -37,15 +37,48 @@ def plot_accuracy(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def method_columns(methods) -> dict[str, tuple[str, str]]:
+    """The columns the summary's methods declare for their own figures ({key: (heading, format)})."""
+    from ..methods import METHODS
+
+    cols: dict[str, tuple[str, str]] = {}
+    for m in methods:
+        if m in METHODS:  # a summary may name a method this version no longer has
+            cols.update(METHODS.get(m).columns)
+    return cols
+
+
+def cell(value, fmt: str = "") -> str:
+    if value is None:
+        return "-"
+    if fmt == "share":
+        return f"{100 * value:.1f}"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def summary_table(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """(headings, rows) comparing the methods of a summary: what `cotdistill run` prints and report.md shows."""
+    methods = summary["methods"]
+    f1 = any("macro_f1" in r for r in methods.values())  # classifying (masked-LM) methods
+    own = {k: c for k, c in method_columns(methods).items() if any(k in r for r in methods.values())}
+    heads = ["method", "accuracy %", "95% CI", *(["macro-F1 %"] if f1 else []), "generated tokens", "s / 100 questions",
+             *(h for h, _ in own.values()), "train pairs", "steps"]
+    rows = []
+    for m, r in methods.items():
+        rows.append([m, f"{r['accuracy']:.2f}", f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}",
+                     *([cell(r.get("macro_f1"))] if f1 else []), f"{r['mean_generated_tokens']:.1f}",
+                     f"{r['seconds_per_100']:.2f}", *(cell(r.get(k), fmt) for k, (_, fmt) in own.items()),
+                     cell(r.get("train_pairs")), cell(r.get("steps"))])
+    return heads, rows
+
+
+def markdown(heads: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads),
+                      *("| " + " | ".join(r) + " |" for r in rows)])
+
+
 def comparison_table(summary: dict) -> str:
-    rows = ["| method | accuracy (%) | 95% CI | mean generated tokens | s / 100 questions | routed to post | "
-            "train pairs | steps |", "|---|---|---|---|---|---|---|---|"]
-    for m, r in summary["methods"].items():
-        post = f"{100 * r['post_fraction']:.1f}%" if "post_fraction" in r else "-"
-        rows.append(f"| {m} | {r['accuracy']:.2f} | {r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | "
-                    f"{r['mean_generated_tokens']:.1f} | {r['seconds_per_100']:.2f} | {post} | "
-                    f"{r.get('train_pairs', '-')} | {r.get('steps', '-')} |")
-    return "\n".join(rows)
+    return markdown(*summary_table(summary))
 
 
 def classification_table(summary: dict) -> str:

@@ -26,6 +26,16 @@ def load_student(model: str, trust_remote_code: bool = False, seed: int = 0, lay
     return hf.load_model(model, trust_remote_code=trust_remote_code, masked=None)
 
 
+def load_causal_lm(name: str, field: str):
+    """(model, tokenizer) of a reference causal LM (in eval mode), e.g. for the entropy rule of AS-ES
+    segment labelling; `field` names the setting in errors."""
+    model, tok, seq2seq = load_student(name)
+    if seq2seq:
+        raise ConfigError(f"`{field}`: {name} is an encoder-decoder; the entropy rule needs a causal LM")
+    model.eval()
+    return model, tok
+
+
 def is_masked_lm(model_name: str) -> bool:
     """A masked-LM student fills [MASK] slots; it cannot generate rationales."""
     if model_name.startswith("pretrained:"):
@@ -35,4 +45,4 @@ def is_masked_lm(model_name: str) -> bool:
     return hf.is_masked_architecture(hf.saved_architecture(model_name))
 
 
-__all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_student"]
+__all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_causal_lm", "load_student"]

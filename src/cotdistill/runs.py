@@ -1,0 +1,228 @@
+"""A run folder: where each stage's files live, and the stamps that keep one folder one experiment.
+
+    OUT/config.yaml                 the config the folder was made with
+    OUT/data/{train,test}.jsonl     the task's examples; data/task.json and data/sources.json stamp them
+    OUT/rationales.jsonl            the teacher's records (teacher_summary.json, teacher_cache.sqlite)
+    OUT/curated.jsonl               the kept ones (curation_stats.json)
+    OUT/tokenizer/                  student.tokenizer: bpe, shared by every method of the run
+    OUT/METHOD/                     one method: checkpoints/, model/, train_info.json, train_log.jsonl,
+                                    train_fingerprint.json, predictions.jsonl, metrics.json, evaluation.json
+    OUT/summary.json, report.md     every method side by side
+
+Everything that reads or writes these paths asks this module for them (the pipeline, serve,
+unseen, the CLI and the benches), so the layout is written down once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from .errors import ConfigError, CotDistillError, DataError
+from .io import read_jsonl_list, write_json
+
+log = logging.getLogger(__name__)
+
+
+class MethodFolder:
+    """OUT/METHOD: one method's training and evaluation."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.name = root.name
+        self.checkpoints = root / "checkpoints"
+        self.model = root / "model"
+        self.model_partial = root / "model.partial"  # saved whole, then moved into place as model/
+        self.train_info = root / "train_info.json"
+        self.train_log = root / "train_log.jsonl"
+        self.fingerprint = root / "train_fingerprint.json"
+        self.predictions = root / "predictions.jsonl"
+        self.metrics = root / "metrics.json"
+        self.evaluation = root / "evaluation.json"  # what a finished evaluation was made from
+        self.logs = root / "logs"  # TensorBoard
+
+    def holds_training(self) -> bool:
+        """Whether anything trained is here (a checkpoint, a model, its training info)."""
+        ck = self.checkpoints
+        return (self.model.exists() or self.train_info.exists()
+                or (ck.is_dir() and any(p.name.startswith("checkpoint-") for p in ck.iterdir())))
+
+    def check_fingerprint(self, fingerprint: dict, defaults: dict) -> None:
+        """Checkpoints only resume a run of the same student, data and hyper-parameters: stamps the
+        folder, or refuses one stamped otherwise. A stamp from a run that failed before its first
+        checkpoint guards nothing and is replaced."""
+        if not self.holds_training():
+            self.fingerprint.unlink(missing_ok=True)
+        check_same(self.fingerprint, fingerprint, "training setup", defaults=defaults)
+
+    def forget_training(self) -> None:
+        """train.resume: false: start over (checkpoints and their stamp go; a finished model stays
+        until the new one replaces it)."""
+        import shutil
+
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.fingerprint.unlink(missing_ok=True)
+
+    def trained_before(self, max_steps: int, resume: bool) -> dict | None:
+        """The train_info of a finished training whose checkpoints were deleted (train.keep_checkpoints:
+        false), when its saved model covers the step budget; None means train (or resume) as usual."""
+        from .students.train import last_checkpoint
+
+        if not resume or last_checkpoint(self.checkpoints) is not None:
+            return None
+        if not (self.model.is_dir() and self.train_info.exists()):  # model/ is moved into place whole
+            return None
+        info = read_json(self.train_info)
+        if info.get("steps", 0) < max_steps:
+            log.warning("%s: the model saved after %s steps has no checkpoint to resume from "
+                        "(train.keep_checkpoints: false); training %d steps from the start",
+                        self.root, info.get("steps"), max_steps)
+            return None
+        log.info("%s: training already finished at step %s: reusing its model", self.root, info["steps"])
+        return info
+
+    def evaluated_before(self, stamp: dict) -> tuple[list[dict], dict] | None:
+        """(predictions, metrics) of a finished evaluation with the same stamp, else None."""
+        files = [self.evaluation, self.predictions, self.metrics]
+        if not all(f.exists() for f in files):
+            return None
+        try:
+            if read_json(self.evaluation) != stamp:
+                return None
+            return read_jsonl_list(self.predictions), read_json(self.metrics)
+        except (OSError, ValueError, CotDistillError):  # unreadable: evaluate again rather than fail the rerun
+            return None
+
+    def max_target_tokens(self) -> int:
+        """The longest training target of the trained student (0 when unknown)."""
+        return read_json(self.train_info).get("max_target_tokens", 0) if self.train_info.exists() else 0
+
+    def trained_model(self, model_dir: str | Path | None = None) -> Path:
+        """The folder of the trained student: `model_dir` (e.g. `--model`), else METHOD/model."""
+        if model_dir is not None and not Path(model_dir).exists():
+            raise DataError(f"--model {model_dir}: no such folder")
+        path = Path(model_dir or self.model)
+        if not path.exists():
+            raise DataError(f"{self.name!r} is not trained yet ({path} does not exist): train it first with "
+                            f"`cotdistill train CONFIG --method {self.name}` (or `cotdistill run CONFIG`)")
+        return path
+
+
+class RunFolder:
+    """OUT: the files every method of a run shares, and a MethodFolder per method."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.data = self.root / "data"
+        self.train = self.data / "train.jsonl"
+        self.test = self.data / "test.jsonl"
+        self.task_stamp = self.data / "task.json"
+        self.sources_stamp = self.data / "sources.json"
+        self.rationales = self.root / "rationales.jsonl"
+        self.teacher_summary = self.root / "teacher_summary.json"
+        self.teacher_cache = self.root / "teacher_cache.sqlite"
+        self.curated = self.root / "curated.jsonl"
+        self.curation_stats = self.root / "curation_stats.json"
+        self.tokenizer = self.root / "tokenizer"
+        self.tokenizer_stamp = self.tokenizer / "cotdistill_tokenizer.json"
+        self.summary = self.root / "summary.json"
+        self.report = self.root / "report.md"
+
+    def method(self, name: str) -> MethodFolder:
+        return MethodFolder(self.root / name)
+
+    def model(self, method: str) -> Path:
+        """OUT/METHOD/model: a trained student."""
+        return self.method(method).model
+
+    def has_data(self) -> bool:
+        return self.train.exists() and self.test.exists()
+
+    def stage(self, path: Path, required: tuple[str, ...] = ("id", "rationale")) -> list[dict]:
+        """The records an earlier stage wrote (rationales, curated)."""
+        if not path.exists():
+            raise DataError(f"{path}: not found; run the earlier stage first (cotdistill run / generate / curate)")
+        return read_jsonl_list(path, required=required)
+
+    def check_sources(self, files: list[Path]) -> None:
+        """OUT/data is a copy of the task's files: refuse to go on from it once a file it was made
+        from has changed (a fixed label, say), rather than train on the stale copy unawares."""
+        stamp = self.sources_stamp
+        if not stamp.exists():  # a folder written before sources were stamped
+            return
+        before, now = read_json(stamp), file_digests(files)
+        changed = sorted(p for p in before if p in now and before[p] != now[p])
+        if changed:
+            raise ConfigError(f"{', '.join(changed)} changed since {stamp.parent} was made from it; the run folder's "
+                              f"copy is stale: delete {stamp.parent} (and any trained method folders) to load the file "
+                              f"again, or use a new `out` folder")
+
+    def stamp_sources(self, files: list[Path]) -> None:
+        write_json(self.sources_stamp, file_digests(files))
+
+
+def file_digests(files: list[Path]) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None) -> None:
+    """A run folder holds one experiment: refuse to mix artifacts made under another config. A key
+    the stamp lacks (a setting added since it was written) matches its default, at any depth."""
+    if stamp.exists():
+        before = _with_defaults(read_json(stamp), current, defaults or {})
+        if before != current:
+            diff = _differences(before, current)
+            raise ConfigError(
+                f"{stamp.parent} holds artifacts of a different {what} (differs in: {', '.join(diff)}); "
+                f"use a new `out` folder, delete this one, or set train.resume=false to retrain"
+            )
+    else:
+        write_json(stamp, current)
+
+
+def _differences(before: dict, current: dict, prefix: str = "") -> list[str]:
+    """The dotted names of the settings that differ (train.lr_schedule, not just train)."""
+    out = []
+    for k in sorted(set(before) | set(current)):
+        a, b = before.get(k), current.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _with_defaults(before: dict, current: dict, defaults: dict) -> dict:
+    """`before` with the keys it lacks, and `current` has, taken from `defaults` (nested alike)."""
+    out = dict(before)
+    for k, d in defaults.items():
+        if k not in current:
+            continue
+        if k not in out:
+            out[k] = d
+        elif isinstance(d, dict) and isinstance(out[k], dict) and isinstance(current[k], dict):
+            out[k] = _with_defaults(out[k], current[k], d)
+    return out
+
+
+def content_digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def folder_digest(folder: Path) -> str:
+    """The files of a folder by content, not by time: a rerun saves an unchanged model again, and a
+    retrained one differs in its bytes (~1 GB/s: a fraction of a second next to any evaluation)."""
+    def one(path: Path) -> str:
+        h = hashlib.blake2b()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        return h.hexdigest()[:16]
+
+    return content_digest(sorted((str(p.relative_to(folder)), one(p)) for p in folder.rglob("*") if p.is_file()))
