@@ -78,7 +78,7 @@ def kind_losses(run, method: str) -> dict:
     for r in curated:
         by_q.setdefault(r["id"], []).append(r["rationale"])
     model, tok, seq2seq = run.load_trained(run.folder.model(method))
-    m.load_extras(run.folder.model(method), model)
+    m = m.load_extras(run.folder.model(method), model)
     groups: dict = {"ES": [], "AS": [], "answer": []}
     for ex in val:
         rs = by_q.get(ex.id, [])

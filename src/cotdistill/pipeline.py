@@ -326,10 +326,8 @@ class Run:
     def load_method(self, method_name: str, model_dir: Path):
         """(method, model, tokenizer, is_seq2seq) ready to `predict`: the student and what its
         method saved beside it (label heads, a perception module)."""
-        method = self.cfg.method(method_name)
         model, tok, seq2seq = self.load_trained(model_dir)
-        method.load_extras(model_dir, model)
-        return method, model, tok, seq2seq
+        return self.cfg.method(method_name).load_extras(model_dir, model), model, tok, seq2seq
 
     def load_trained(self, model_dir: str | Path):
         """A trained student from its folder, on the GPU when there is one (where the Trainer ran)."""

@@ -82,7 +82,8 @@ def test_label_embeddings_start_at_the_mean_sub_token_logit(tmp_path):
     cfg = cfg_for(tmp_path, ["prompt_tuning"], extra=["method_options={prompt_tuning: {n_virtual_tokens: 0}}"])
     train, _ = Run(cfg).data()
     m = get_method("prompt_tuning", {"n_virtual_tokens": 0})
-    module = m.build(model, tok, train)
+    m = m.build(model, tok, train)
+    module = m.module
     model.eval()
     ids, pos = m.prompter.build("ball goal team", "topic : {mask} .")
     x = torch.tensor([ids])
@@ -102,7 +103,8 @@ def test_switches_change_what_they_claim(tmp_path):
     for w in (0.0, 0.5):
         m = get_method("cott", {"contrastive_weight": w, "margin": 100.0})  # a margin no gap reaches: hinge > 0
         torch.manual_seed(0)
-        module = m.build(model, tok, train)
+        m = m.build(model, tok, train)
+        module = m.module
         module.eval()
         feats, _ = m.encode(train[:8], 512)
         with torch.no_grad():
@@ -110,7 +112,7 @@ def test_switches_change_what_they_claim(tmp_path):
     assert losses[0.5] > losses[0.0] + 10  # the counterfactual term is on, and weighted
     m = get_method("cott", {"rectify": False})
     assert m.training_options() == get_method("cott", {"rectify": True}).training_options()  # inference-only
-    m.build(model, tok, train)
+    m = m.build(model, tok, train)
     rows = m.classify(train[:4])
     assert all(r[1]["intermediate"] in m.space.inters for r in rows)
     with pytest.raises(ConfigError, match="unknown option"):
@@ -136,7 +138,7 @@ def test_joint_step_one_reads_step_two_prompt_with_the_slot_masked(tmp_path):
     for joint in (True, False):
         m = get_method("cott", {"joint_step1": joint})
         torch.manual_seed(0)
-        m.build(model, tok, train)
+        m = m.build(model, tok, train)
         feats[joint] = m.encode(train[:1], 512)[0][0]
         rows = m.classify(train[:4])
         assert all(("step1_intermediate" in r[1]) == joint for r in rows)
@@ -152,7 +154,7 @@ def test_rectification_mixes_step_one_with_the_intermediate_its_label_implies(tm
     model, tok, _ = load_student("preset:bert-tiny")
     train, _ = Run(cfg_for(tmp_path, ["cott"])).data()
     m = get_method("cott")
-    m.build(model, tok, train)
+    m = m.build(model, tok, train)
     sp = m.space
     assert sp.inters == ["sport", "tech"] and sp.finals == ["sport.ball", "sport.ice", "tech.net", "tech.pc"]
     p_inter = torch.tensor([[0.6, 0.4]])
@@ -165,7 +167,8 @@ def test_joint_step_one_adds_the_label_term_to_the_loss(tmp_path):
     model, tok, _ = load_student("preset:bert-tiny")
     train, _ = Run(cfg_for(tmp_path, ["cott"])).data()
     m = get_method("cott", {"contrastive_weight": 0.0})
-    module = m.build(model, tok, train)
+    m = m.build(model, tok, train)
+    module = m.module
     module.eval()
     b = m.collator(tok)(m.encode(train[:8], 512)[0])
     nll = torch.nn.functional.nll_loss

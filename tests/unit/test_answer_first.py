@@ -76,7 +76,7 @@ def test_adaptive_routes_each_question_and_records_it(student, tmp_path):
     mod.fit(model, tok, seq2seq, [e.question for e in a + b], [0] * 30 + [1] * 30, steps=60, lr=1e-2, batch_size=16)
     mod.save(tmp_path / "perception")
     method = get_method("adaptive")
-    method.load_extras(tmp_path, model)
+    method = method.load_extras(tmp_path, model)
     ta, tb = _two_formats(5, 9)
     outs = method.predict(model, tok, seq2seq, ta + tb, max_new_tokens=6, batch_size=8)
     assert [o.extra["mode"] for o in outs] == ["pre"] * 5 + ["post"] * 5

@@ -154,12 +154,12 @@ class AdaptiveThinking(Method):
         info = {**stats, "perception": fit, **({"fallback": fallback} if fallback else {})}
         d = perception.save(model_dir / DIRNAME, info)
         write_jsonl(d / "route_labels.jsonl", recs)
-        self.perception = perception
         return {"routing": info}
 
     def load_extras(self, model_dir, model):
-        if self.opts.mode == "auto":
-            self.perception = Perception.load(model_dir / DIRNAME, next(model.parameters()).device)
+        if self.opts.mode != "auto":
+            return self
+        return self.holding(perception=Perception.load(model_dir / DIRNAME, next(model.parameters()).device))
 
     def metrics(self, preds):
         """The share of questions routed to post-thinking, and accuracy and tokens per mode."""

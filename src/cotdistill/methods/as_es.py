@@ -345,15 +345,15 @@ class ASESDual(_Segmented):
         tok.save_pretrained(model_dir / AS_DIR)
         return {}
 
-    def load_extras(self, model_dir: Path, model) -> None:
+    def load_extras(self, model_dir: Path, model) -> "ASESDual":
         from ..students import load_student
 
         path = Path(model_dir) / AS_DIR
         if not (path / "config.json").exists():
             raise ModelError(f"{model_dir}: an as_es_dual student needs both of its models; the AS student "
                              f"({AS_DIR}/) is missing")
-        self.as_model, _, _ = load_student(str(path))
-        self.as_model.to(next(model.parameters()).device)
+        as_model, _, _ = load_student(str(path))
+        return self.holding(as_model=as_model.to(next(model.parameters()).device))
 
     def student_for(self, kind, model):
         if kind == AS:

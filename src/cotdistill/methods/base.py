@@ -17,6 +17,7 @@ student is used, so changing them never invalidates a trained model.
 from __future__ import annotations
 
 import abc
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
@@ -55,6 +56,7 @@ class TrainingParts:
     collator: Callable[[list[dict]], dict] | None = None
     groups: dict[str, list[Pair]] = field(default_factory=dict)  # validation pairs whose loss is logged by name
     info: dict[str, Any] = field(default_factory=dict)
+    state: Any = None  # what the method built for this training (e.g. its label space), for after_train
 
 
 @dataclass
@@ -183,8 +185,17 @@ class Method(abc.ABC):
         extra parts there (`parts`: what `training` gave the loop). Returns facts for train_info.json."""
         return {}
 
-    def load_extras(self, model_dir: Path, model) -> None:
-        """Load what `after_train` saved beside the student, before `predict`."""
+    def load_extras(self, model_dir: Path, model) -> "Method":
+        """The method ready to `predict` with the student saved in `model_dir`: itself, or, for a
+        method with parts of its own, a copy holding what `after_train` saved there."""
+        return self
+
+    def holding(self, **parts: Any):
+        """A copy of this method that holds `parts` (a trained student's own parts); this instance is
+        left as it was, so one method object serves any number of runs."""
+        bound = copy.copy(self)
+        bound.__dict__.update(parts)
+        return bound
 
     def metrics(self, preds: list[dict]) -> dict:
         """Figures of this method's own beyond accuracy (e.g. macro-F1), merged into metrics.json."""

@@ -323,18 +323,19 @@ class MaskedMethod(Method):
         return Parsed(text or None, None)
 
     # -- building --------------------------------------------------------------------------------
-    def build(self, model, tok, train: list[Example], seed: int = 0, **kw) -> MaskedModule:
-        """The module to train, around a freshly loaded student."""
-        self.space = LabelSpace.from_examples(train, self.opts.separator, self.opts.verbalizer, self.name,
-                                              needs_intermediate="inter" in self.heads)
+    def build(self, model, tok, train: list[Example], seed: int = 0) -> "MaskedMethod":
+        """This method holding what it trains: the label space of `train`, the module around a freshly
+        loaded student, and the prompter that writes its inputs."""
+        space = LabelSpace.from_examples(train, self.opts.separator, self.opts.verbalizer, self.name,
+                                         needs_intermediate="inter" in self.heads)
         torch.manual_seed(seed)
-        self.module = self._module(model, tok)
-        self.module.loss_fn = self.loss
+        bound = self.holding(space=space, prompter=Prompter(tok, self.opts.max_length))
+        bound.module = bound._module(model, tok)
+        bound.module.loss_fn = bound.loss
         if not self.opts.full_finetune:
-            for p in self.module.encoder.parameters():
+            for p in bound.module.encoder.parameters():
                 p.requires_grad_(False)
-        self.prompter = Prompter(tok, self.opts.max_length)
-        return self.module
+        return bound
 
     def _module(self, model, tok) -> MaskedModule:
         sp = self.space
@@ -345,11 +346,12 @@ class MaskedMethod(Method):
 
     def training(self, model, tok, seq2seq, train, val, rationales, *, seed) -> TrainingParts:
         """The module around the student, trained on this method's features of each question."""
-        return TrainingParts(self.build(model, tok, train, seed=seed), train, val, len(train), encode=self.encode,
-                             collator=self.collator(tok))
+        bound = self.build(model, tok, train, seed=seed)
+        return TrainingParts(bound.module, train, val, len(train), encode=bound.encode, collator=bound.collator(tok),
+                             state=bound)
 
-    def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, **kw) -> dict:
-        return self.save(model_dir)
+    def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, *, parts, **kw) -> dict:
+        return parts.state.save(model_dir)
 
     def save(self, model_dir: Path) -> dict:
         from safetensors.torch import save_file
@@ -361,7 +363,7 @@ class MaskedMethod(Method):
         return {"labels": len(self.space.finals), "intermediates": len(self.space.inters),
                 "truncated_inputs": self.prompter.truncated if self.prompter else 0}
 
-    def load_extras(self, model_dir: Path, model) -> None:
+    def load_extras(self, model_dir: Path, model) -> "MaskedMethod":
         from safetensors.torch import load_file
 
         path = Path(model_dir) / SPACE_FILE
@@ -370,17 +372,17 @@ class MaskedMethod(Method):
         d = json.loads(path.read_text())
         if d.get("method") != self.name:
             raise ModelError(f"{model_dir}: trained by {d.get('method')!r}, not {self.name!r}")
-        self.space = LabelSpace.from_json(d)
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(model_dir))
-        self.module = self._module(model, tok)
-        self.module.loss_fn = self.loss
-        missing = self.module.load_state_dict(load_file(str(Path(model_dir) / HEADS_FILE)), strict=False).missing_keys
+        bound = self.holding(space=LabelSpace.from_json(d), prompter=Prompter(tok, self.opts.max_length))
+        bound.module = bound._module(model, tok)
+        bound.module.loss_fn = bound.loss
+        missing = bound.module.load_state_dict(load_file(str(Path(model_dir) / HEADS_FILE)), strict=False).missing_keys
         missing = [k for k in missing if not k.startswith(("encoder.", "transform."))]
         if missing:
             raise ModelError(f"{model_dir}/{HEADS_FILE}: missing {missing[:4]}")
-        self.prompter = Prompter(tok, self.opts.max_length)
+        return bound
 
     # -- features --------------------------------------------------------------------------------
     def prompts(self, ex: Example) -> dict[str, str]:
