@@ -6,14 +6,12 @@ first expensive step, so a typo in a student name costs nothing, not a paid teac
 """
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from .config import RunConfig
-from .errors import ConfigError, CotDistillError
-from .hub import model_source_problem
+from .errors import ConfigError
 
 STAGES = ("data", "teacher", "train", "evaluate")
 
@@ -30,7 +28,7 @@ def problems(cfg: RunConfig, stages: Iterable[str] = STAGES) -> list[str]:
     unknown = stages - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}")
-    found = [*_out_problems(cfg.out), *_task_problems(cfg)]
+    found = [*_out_problems(cfg.out), *cfg.task.problems()]
     if "teacher" in stages and _needs_teacher(cfg):
         found += _teacher_problems(cfg)
     if "train" in stages:
@@ -62,10 +60,10 @@ def _tracker_problems(report_to: list[str]) -> list[str]:
 
 
 def _student_problems(cfg: RunConfig) -> list[str]:
-    found = _model_problems(cfg.student.model, "student.model")
+    from .students import layers_problem, model_problems
+
     s = cfg.student
-    if s.layers is not None and not s.model.startswith("pretrained:"):
-        found.append(f"`student.layers`: picks layers of a `pretrained:` student; {s.model!r} is not one")
+    found = model_problems(s.model, "student.model") + [p for p in [layers_problem(s.model, s.layers)] if p]
     if not found:
         from .methods import METHODS
         from .students import is_masked_lm
@@ -110,111 +108,10 @@ def _out_problems(out: str) -> list[str]:
     return []
 
 
-def _exists(path: str | None, field: str, what: str = "file") -> list[str]:
-    if path and not Path(path).expanduser().exists():
-        return [f"`{field}`: {path} does not exist"]
-    if path and what == "file" and Path(path).expanduser().is_dir():
-        return [f"`{field}`: {path} is a folder, not a {what}"]
-    return []
-
-
-def _per_entry(cfg: RunConfig, check_one) -> list[str]:
-    """A mixture's problems, entry by entry, each naming its entry (with the entry's own teacher)."""
-    found = []
-    for i, e in enumerate(cfg.task.mixture):
-        sub = cfg.model_copy(update={"task": e.task, "teacher": e.teacher or cfg.teacher})
-        found += [f"task.mixture[{i}] ({e.label}): {p}" for p in check_one(sub)]
-    return found
-
-
-def _task_problems(cfg: RunConfig) -> list[str]:
-    from .registry import unknown_name
-
-    t = cfg.task
-    if t.source == "mixture":
-        return _per_entry(cfg, _task_problems)
-    if t.kind == "math":
-        import importlib.util
-
-        from .tasks.answers import MATH_VERIFY_MISSING
-
-        if importlib.util.find_spec("math_verify") is None:
-            return [f"`task.kind`: {MATH_VERIFY_MISSING}"]
-    if t.source == "synthetic":
-        from .tasks.synthetic import SYNTHETIC, make_synthetic
-
-        if t.name not in SYNTHETIC:
-            return [f"`task.name`: {unknown_name('synthetic task', t.name, SYNTHETIC.names())}"]
-        try:
-            make_synthetic(t.name, t.params)
-        except CotDistillError as e:
-            return [f"`task.params`: {e}"]
-        return []
-    if t.source in ("benchmark", "release"):
-        from .tasks.benchmarks import BENCHMARKS, SHARED_LOADERS, shared_folder
-
-        known = [*BENCHMARKS, *SHARED_LOADERS]
-        found = [] if t.name in known else [f"`task.name`: {unknown_name('benchmark', t.name, known)}"]
-        if t.source == "release":
-            found += _exists(t.path, "task.path")
-        folder = shared_folder(t.name)
-        if not Path(t.data_dir).is_dir():  # type: ignore[arg-type]  # required by TaskConfig
-            found.append(f"`task.data_dir`: {t.data_dir} is not a folder")
-        elif not (Path(t.data_dir) / folder).is_dir():  # type: ignore[arg-type]
-            found.append(f"`task.data_dir`: {t.data_dir} has no {folder}/ folder (where {t.name} lives)")
-        return found
-    if t.source == "bigbench":
-        if not Path(t.path).expanduser().exists():  # type: ignore[arg-type]  # required by TaskConfig
-            return [f"`task.path`: {t.path} does not exist (a BIG-bench task folder or task.json was expected)"]
-        return []
-    if t.source == "file":
-        found = _exists(t.path, "task.path") + _exists(t.test_path, "task.test_path")
-        for field, p in (("task.path", t.path), ("task.test_path", t.test_path)):
-            suffix = Path(p.removesuffix(".gz")).suffix.lower() if p else ""
-            if p and suffix not in (".jsonl", ".json", ".csv"):
-                found.append(f"`{field}`: {p}: unsupported file type {suffix!r}; use .jsonl, .json or .csv (optionally .gz)")
-        return found
-    return []
-
-
 def _teacher_problems(cfg: RunConfig) -> list[str]:
-    if cfg.task.source == "mixture":
-        return _per_entry(cfg, _teacher_problems)
-    t, found = cfg.teacher, []
-    if t.backend == "exact" and cfg.task.source != "synthetic":
-        found.append(f"`teacher.backend`: 'exact' solves only the built-in synthetic tasks, and task.source is "
-                     f"{cfg.task.source!r}; use openai, transformers, vllm, replay or dataset")
-    if t.backend == "openai" and t.api_key_env and not os.environ.get(t.api_key_env):
-        found.append(f"`teacher.api_key_env`: ${t.api_key_env} is not set (set it, or `teacher.api_key_env: null` "
-                     f"for a server that needs no key)")
-    if t.backend in ("transformers", "vllm") and t.model:
-        found += _model_problems(t.model, "teacher.model", teacher=True)
-    found += _exists(t.path, "teacher.path") + _exists(t.exemplars, "teacher.exemplars")
-    return found
-
-
-def _model_problems(name: str, field: str, teacher: bool = False) -> list[str]:
-    if name.startswith("preset:"):
-        from .registry import unknown_name
-        from .students.presets import PRESETS
-
-        preset = name.split(":", 1)[1]
-        return [] if preset in PRESETS else [f"`{field}`: {unknown_name('student preset', preset, PRESETS)}"]
-    if name.startswith("pretrained:"):
-        from .registry import unknown_name
-        from .students.pretrained import PRETRAINED, is_language_model, pretrained_problem
-
-        which = name.split(":", 1)[1]
-        if which not in PRETRAINED:
-            return [f"`{field}`: {unknown_name('pretrained student', which, PRETRAINED)}"]
-        if teacher and not is_language_model(which):
-            return [f"`{field}`: pretrained:{which} is a warm start built for training, not a language model "
-                    f"that can teach; use {', '.join(f'pretrained:{n}' for n in PRETRAINED if is_language_model(n))}, "
-                    f"a hub id or a model folder"]
-        problem = pretrained_problem(which)
-        return [f"`{field}`: {problem}"] if problem else []
-    problem = model_source_problem(name)
-    return [f"`{field}`: {problem}"] if problem else []
+    """Each rationale source's problems with its task (a mixture's entries each name their entry)."""
+    return [f"{where}: {p}" if where else p for where, _, teacher, task in cfg.task.rationale_sources(cfg.teacher)
+            for p in teacher.problems(task)]
 
 
 def own_module_problem(methods: list[str]) -> str | None:

@@ -398,6 +398,7 @@ def _rationale_records(source: Path, overrides: Optional[List[str]]) -> list[dic
 @app.command("list")
 def list_cmd():
     """List built-in tasks, benchmarks, teachers, methods and student presets."""
+    from .config import BACKENDS, SOURCES
     from .methods import METHODS
     from .students.presets import PRESETS
     from .students.pretrained import PRETRAINED, install_command, pretrained_problem
@@ -407,8 +408,8 @@ def list_cmd():
     out_console.print("synthetic tasks: " + ", ".join(SYNTHETIC.names()))
     out_console.print("benchmarks:      " + ", ".join([*BENCHMARKS, *SHARED_LOADERS])
                       + "  (task.data_dir: the folder holding them, e.g. ../shared/data)")
-    out_console.print("task sources:    synthetic, benchmark, release, file, hf, bigbench, mixture")
-    out_console.print("teachers:        exact, openai, transformers, vllm, replay, dataset")
+    out_console.print("task sources:    " + ", ".join(SOURCES.names()))
+    out_console.print("teachers:        " + ", ".join(BACKENDS.names()))
     out_console.print("methods:         " + ", ".join(METHODS.names()))
     out_console.print("student presets: " + ", ".join(f"preset:{p}" for p in PRESETS))
     out_console.print("pretrained students (weights from a package; no model hub):")

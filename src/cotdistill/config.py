@@ -8,155 +8,130 @@ from __future__ import annotations
 import difflib
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .tasks.schema import AnswerKind
+from .settings import KEEPS_WEIGHTS, Setting, Strict  # noqa: F401  (KEEPS_WEIGHTS: documented here)
+from .tasks.sources import HELP as TASK_HELP
+from .tasks.sources import SOURCES, SyntheticTask, TaskSource
+from .teachers.backends import BACKENDS, ExactBackend
+from .teachers.backends import HELP as TEACHER_HELP
 
 
-# Marks a setting a trained checkpoint does not depend on (how fast, how often, where logs go): a
-# rerun that changes it resumes the checkpoints instead of refusing them (OUT/METHOD/train_fingerprint.json).
-KEEPS_WEIGHTS = {"keeps_weights": True}
+_Strict = Strict
 
 
-def Setting(default: Any = ..., **kwargs: Any) -> Any:  # noqa: N802  (used like pydantic's Field)
-    """A config field marked KEEPS_WEIGHTS."""
-    return Field(default, json_schema_extra=KEEPS_WEIGHTS, **kwargs)
+def _tagged(registry, field: str, default: str):
+    """The config type of a plug-in section: the union of the registered option models, told apart by
+    `field` (a missing one means `default`). A new plug-in joins by registering, not by editing this."""
+    def tag(v: Any) -> str | None:
+        return v.get(field, default) if isinstance(v, dict) else getattr(v, field, None)
+
+    members = tuple(Annotated[cls, Tag(registry.key(cls))] for cls in registry.items())
+    return Annotated[Union[members], Discriminator(tag)]  # type: ignore[valid-type]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+def _known(registry, what: str, field: str, default: str, value: Any) -> Any:
+    """An unknown source/backend named as one, with a did-you-mean, before the union tries its members."""
+    from .registry import unknown_name
 
-    def fingerprint(self) -> dict:
-        """The section's settings a trained checkpoint depends on: every field not marked KEEPS_WEIGHTS."""
-        keep = {n for n, f in type(self).model_fields.items()
-                if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("keeps_weights")}
-        return self.model_dump(mode="json", exclude=keep)
-
-
-class TaskConfig(_Strict):
-    source: Literal["synthetic", "benchmark", "release", "file", "hf", "bigbench", "mixture"] = Field(
-        "synthetic", description="synthetic: built-in generator; benchmark: a Fine-tune-CoT benchmark "
-        "from `data_dir`; release: that benchmark's questions as a released Fine-tune-CoT teacher file at `path` "
-        "rendered them (for replaying it), official split; file: JSONL/JSON/CSV at `path`; hf: a Hugging Face "
-        "dataset id or path; bigbench: a BIG-bench task folder (or task.json) at `path`; mixture: the tasks of "
-        "`mixture`, one student for all")
-    name: str = Field("arithmetic", description="synthetic task or benchmark name")
-    params: dict[str, Any] = Field(default_factory=dict, description="synthetic task difficulty knobs")
-    data_dir: str | None = Field(None, description="benchmark: folder holding reasoning/ and finetune-cot/")
-    path: str | None = Field(None, description="file: training (or all) examples")
-    test_path: str | None = Field(None, description="file: held-out test examples (else carved from `path`)")
-    hf_train_split: str = "train"
-    hf_test_split: str = "test"
-    kind: AnswerKind | None = Field(None, description="answer kind for file/hf sources")
-    columns: dict[str, str] = Field(default_factory=dict, description="{field: column} for file/hf sources")
-    n_train: int = Field(2000, ge=0, description="synthetic: training questions; others: cap (0 = all)")
-    n_test: int = Field(500, ge=1, description="synthetic: test questions; file without test_path: held out")
-    n_test_max: int = Field(0, ge=0, description="benchmark/file/hf: evaluate on at most this many test questions "
-                            "(0 = all)")
-    sample: Literal["first", "random"] = Field("first", description="which questions n_train / n_test_max keep: the "
-                                               "first ones in file order, or a random sample drawn with `seed`")
-    seed: int = 0
-    mixture: list["MixtureEntry"] = Field(default_factory=list, description="source mixture: the tasks, each "
-                                          "with its own task config, cap, weight and (optionally) teacher")
-
-    @property
-    def display_name(self) -> str:
-        """What reports and messages call the data: a file's stem, else the task's name."""
-        if self.source == "mixture":
-            return "mixture:" + "+".join(e.label for e in self.mixture)
-        if self.source == "bigbench" and self.path:
-            p = Path(self.path)
-            return f"bigbench:{p.parent.name if p.name == 'task.json' else p.name}"
-        return Path(self.path).stem if self.source == "file" and self.path else self.name
-
-    @model_validator(mode="after")
-    def _needs(self):
-        if self.source == "synthetic" and self.n_train == 0:
-            raise ValueError("task.n_train must be at least 1 for a synthetic task")
-        needs = {"benchmark": ["data_dir"], "release": ["data_dir", "path"], "file": ["path"], "bigbench": ["path"]}
-        for need in needs.get(self.source, []):
-            if not getattr(self, need):
-                raise ValueError(f"task.source {self.source!r} needs `task.{need}`")
-        if self.source in ("file", "hf") and self.kind is None:
-            raise ValueError(f"task.source {self.source!r} needs `task.kind` (one of {[k.value for k in AnswerKind]})")
-        if self.source == "mixture":
-            if not self.mixture:
-                raise ValueError("task.source 'mixture' needs `task.mixture`: a list of {task: {...}, cap, weight}")
-            labels = [e.label for e in self.mixture]
-            twice = sorted({n for n in labels if labels.count(n) > 1})
-            if twice:
-                raise ValueError(f"task.mixture: the name(s) {twice} occur twice; give entries distinct `name`s")
-        elif self.mixture:
-            raise ValueError(f"`task.mixture` is set but task.source is {self.source!r}; use task.source: mixture")
-        return self
+    if isinstance(value, dict):
+        name = value.get(field, default)
+        if not isinstance(name, str) or name not in registry:
+            raise ValueError(f"`{what}.{field}`: {unknown_name(registry.kind, str(name), registry.names())}")
+    return value
 
 
-class TeacherConfig(_Strict):
-    backend: Literal["exact", "openai", "transformers", "vllm", "replay", "dataset"] = Field(
-        "exact", description="dataset: rationales the examples carry (metadata.rationale / human_rationale)")
-    model: str | None = Field(None, description="openai/transformers: model id or local path")
-    base_url: str | None = Field(None, description="openai: server URL, e.g. http://localhost:8000/v1")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="environment variable holding the API key; null for none")
-    endpoint: Literal["completions", "chat"] = "completions"
-    concurrency: int = Setting(8, ge=1, le=1024, description="requests in flight")
-    max_retries: int = Setting(8, ge=0, description="retries of 429/5xx/timeouts/connection errors/malformed bodies")
-    timeout_s: float = Setting(60.0, gt=0, description="per-request timeout")
-    requests_per_minute: float | None = Field(None, gt=0, description="client-side request rate limit")
-    tokens_per_minute: float | None = Field(None, gt=0, description="client-side token rate limit (prompt/4 + max_tokens)")
-    use_n: bool = Field(False, description="ask for all samples of a prompt in one request with `n` (servers that support it)")
-    price_prompt_per_1m: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost estimates")
-    price_completion_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
-    path: str | None = Field(None, description="replay: a Fine-tune-CoT D_{task}.json teacher file")
-    prompt: Literal["zero_shot_cot", "few_shot_cot", "answer_given"] = Field(
-        "zero_shot_cot", description="answer_given: the teacher sees the gold answer and writes the rationale "
-        "(CoT Collection block format; `exemplars` = a demonstration file)")
-    exemplars: str | None = Field(None, description="few_shot_cot: exemplar file")
-    trigger: str | None = Field(None, description="zero_shot_cot stage-2 trigger (default: by answer kind)")
-    n_samples: int = Field(1, ge=1, le=512, description="diverse reasoning: samples per question")
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy; the paper samples at 0.7")
-    max_tokens: int = Field(256, ge=1)
-    answer_max_tokens: int = Field(32, ge=1, description="stage-2 answer length")
-    seed: int | None = 0
-    batch_size: int = Setting(16, ge=1, description="transformers: generation batch")
-    cache: str | None = Setting(None, description="SQLite cache path (default: OUT/teacher_cache.sqlite)")
-
-    @model_validator(mode="after")
-    def _needs(self):
-        if self.backend in ("openai", "transformers", "vllm") and not self.model:
-            raise ValueError(f"teacher.backend {self.backend!r} needs `teacher.model`")
-        if self.backend == "replay" and not self.path:
-            raise ValueError("teacher.backend 'replay' needs `teacher.path`")
-        if self.prompt in ("few_shot_cot", "answer_given") and not self.exemplars:
-            raise ValueError(f"teacher.prompt {self.prompt!r} needs `teacher.exemplars`")
-        return self
+TeacherConfig = _tagged(BACKENDS, "backend", "exact")
 
 
 class MixtureEntry(_Strict):
     """One task of a mixture. Examples are tagged with `name`; ids become `name/ID`."""
 
-    task: TaskConfig
+    task: "TaskConfig"
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]+$", description="tag and id prefix (default: the "
                              "task's name)")
     cap: int = Field(0, ge=0, description="at most this many training examples of this task (0 = all), a random "
                      "sample drawn with the mixture's task.seed")
     weight: float = Field(1.0, gt=0, description="training share: each training example is used `weight` times "
                           "(1.5: all once, half of them twice); the test split is never weighted")
-    teacher: "TeacherConfig | None" = Field(None, description="this task's rationale source (default: the run's "
-                                            "teacher), e.g. {backend: dataset} for human rationales")
+    teacher: TeacherConfig | None = Field(None, description="this task's rationale source (default: the run's "
+                                          "teacher), e.g. {backend: dataset} for human rationales")
 
     @property
     def label(self) -> str:
         return self.name or self.task.display_name
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_known(cls, v):
+        return _known(SOURCES, "task", "source", "synthetic", v)
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _teacher_known(cls, v):
+        return _known(BACKENDS, "teacher", "backend", "exact", v)
 
     @model_validator(mode="after")
     def _not_nested(self):
         if self.task.source == "mixture":
             raise ValueError("a mixture entry cannot itself be a mixture; list its tasks in this mixture")
         return self
+
+
+@SOURCES.add
+class MixtureTask(TaskSource):
+    """Several tasks, one student (the CoT Collection's multi-task CoT tuning; tasks/mixture.py)."""
+
+    source: Literal["mixture"] = "mixture"
+    mixture: list[MixtureEntry] = Field(default_factory=list, description="the tasks, each with its own task "
+                                        "config, cap, weight and (optionally) teacher")
+
+    @model_validator(mode="after")
+    def _entries(self):
+        if not self.mixture:
+            raise ValueError("task.source 'mixture' needs `task.mixture`: a list of {task: {...}, cap, weight}")
+        labels = [e.label for e in self.mixture]
+        twice = sorted({n for n in labels if labels.count(n) > 1})
+        if twice:
+            raise ValueError(f"task.mixture: the name(s) {twice} occur twice; give entries distinct `name`s")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return "mixture:" + "+".join(e.label for e in self.mixture)
+
+    def problems(self) -> list[str]:
+        return [f"task.mixture[{i}] ({e.label}): {p}" for i, e in enumerate(self.mixture) for p in e.task.problems()]
+
+    def load(self):
+        from .tasks import load_task
+        from .tasks.mixture import load_mixture
+
+        return load_mixture(self, load_task)
+
+    def files(self) -> list[Path]:
+        return [f for e in self.mixture for f in e.task.files()]
+
+    def rationale_sources(self, teacher):
+        return [(f"task.mixture[{i}] ({e.label})", e.label, e.teacher or teacher, e.task)
+                for i, e in enumerate(self.mixture)]
+
+
+TaskConfig = _tagged(SOURCES, "source", "synthetic")
+# The defaults of settings that task and teacher sections had for every source and backend before each
+# plug-in got its own options: a stamp written then holds them (runs.check_same ignores them).
+RETIRED_DEFAULTS: dict[str, Any] = {
+    "params": {}, "data_dir": None, "path": None, "test_path": None, "hf_train_split": "train",
+    "hf_test_split": "test", "kind": None, "columns": {}, "mixture": [], "model": None, "base_url": None,
+    "api_key_env": "OPENAI_API_KEY", "endpoint": "completions", "requests_per_minute": None,
+    "tokens_per_minute": None, "use_n": False, "concurrency": 8, "max_retries": 8, "timeout_s": 60.0,
+    "batch_size": 16, "cache": None,
+}
+MixtureEntry.model_rebuild()
 
 
 class CurateConfig(_Strict):
@@ -281,8 +256,6 @@ class TrainConfig(_Strict):
         return max(1, math.ceil(self.epochs * n_pairs / self.batch_size))
 
 
-TaskConfig.model_rebuild()
-MixtureEntry.model_rebuild()
 
 
 class EvalConfig(_Strict):
@@ -292,8 +265,8 @@ class EvalConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    task: TaskConfig = Field(default_factory=TaskConfig)
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    task: TaskConfig = Field(default_factory=SyntheticTask, description=TASK_HELP)
+    teacher: TeacherConfig = Field(default_factory=ExactBackend, description=TEACHER_HELP)
     curate: CurateConfig = Field(default_factory=CurateConfig)
     methods: list[str] = Field(default_factory=lambda: ["direct", "ft_cot"], min_length=1)
     method_options: dict[str, dict[str, Any]] = Field(
@@ -316,6 +289,19 @@ class RunConfig(_Strict):
             if recipe and (train is None or isinstance(train, dict)) and "recipe" not in (train or {}):
                 data = {**data, "train": {**(train or {}), "recipe": recipe}}
         return data
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task_known(cls, v):
+        if isinstance(v, dict) and v.get("mixture") and v.get("source", "synthetic") != "mixture":
+            raise ValueError(f"`task.mixture` is set but task.source is {v.get('source', 'synthetic')!r}; use "
+                             f"task.source: mixture")
+        return _known(SOURCES, "task", "source", "synthetic", v)
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _teacher_known(cls, v):
+        return _known(BACKENDS, "teacher", "backend", "exact", v)
 
     @model_validator(mode="after")
     def _methods_known(self):
@@ -402,14 +388,48 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return validate_config(data, where, given)
 
 
-def _field_names(loc: tuple) -> list[str]:
+# Sections whose type is a union of plug-in option models: {key: (registry, tag field)}.
+_PLUGIN_SECTIONS = {"task": (SOURCES, "source"), "teacher": (BACKENDS, "backend")}
+
+
+def _plain(loc: tuple) -> tuple[tuple, dict[int, str]]:
+    """`loc` without the tag pydantic puts after a plug-in section (`task.file.path` -> `task.path`),
+    and {position of the section: its tag}."""
+    out: list = []
+    tags: dict[int, str] = {}
+    i = 0
+    while i < len(loc):
+        out.append(loc[i])
+        section = _PLUGIN_SECTIONS.get(loc[i]) if isinstance(loc[i], str) else None
+        if section and i + 1 < len(loc) and isinstance(loc[i + 1], str) and loc[i + 1] in section[0]:
+            tags[len(out) - 1] = loc[i + 1]
+            i += 1
+        i += 1
+    return tuple(out), tags
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside `X | None`, `list[X]` or `X`."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+def _field_names(loc: tuple, tags: dict[int, str]) -> list[str]:
     """The config keys allowed beside `loc[-1]` (for a did-you-mean on an unknown key)."""
     model: Any = RunConfig
-    for part in loc[:-1]:
+    for i, part in enumerate(loc[:-1]):
+        if isinstance(part, int):  # a list item: the same model
+            continue
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
             return []
-        model = field.annotation
+        model = _PLUGIN_SECTIONS[part][0].get(tags[i]) if i in tags else _model_in(field.annotation)
     return list(getattr(model, "model_fields", {}))
 
 
@@ -432,7 +452,8 @@ def _origin(loc: tuple, given: dict[str, str], where: str) -> str:
         key = ".".join(str(p) for p in loc[:i])
         if key in given:
             return f"--set {given[key]}"
-    return where
+    under = [item for key, item in given.items() if key.startswith(".".join(str(p) for p in loc) + ".")]
+    return f"--set {', --set '.join(under)}" if loc and under else where
 
 
 def validate_config(data: dict, where: str = "config", given: dict[str, str] | None = None) -> RunConfig:
@@ -442,14 +463,23 @@ def validate_config(data: dict, where: str = "config", given: dict[str, str] | N
     except ValidationError as e:
         lines = []
         for err in e.errors():
-            loc = tuple(err["loc"])
+            loc, tags = _plain(tuple(err["loc"]))
             dotted = ".".join(str(p) for p in loc) or "<top>"
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                near = _near_key(str(loc[-1]), _field_names(loc))
+                near = _near_key(str(loc[-1]), _field_names(loc, tags))
                 prefix = ".".join(str(p) for p in loc[:-1])
                 hint = f"; did you mean `{prefix + '.' if prefix else ''}{near}`?" if near else ""
-                msg = f"unknown key (not a config field){hint}"
+                owner = len(loc) - 2
+                what = "not a config field"
+                if owner in tags:  # a plug-in's section: say which plug-ins have the key instead
+                    registry, field = _PLUGIN_SECTIONS[loc[owner]]
+                    what = f"not an option of {loc[owner]}.{field} {tags[owner]!r}"
+                    has = [n for n in registry.names() if loc[-1] in registry.get(n).model_fields]
+                    if has:
+                        what, hint = f"{what}; {field}s with it: {', '.join(has)}", ""
+                msg = f"unknown key ({what}){hint}"
+            msg = msg.removeprefix("Value error, ")
             lines.append(f"  {_origin(loc, given, where)}: `{dotted}`: {msg}")
         raise ConfigError(f"{len(lines)} problem(s) in config:\n" + "\n".join(lines)) from None
     except ConfigError as e:

@@ -112,3 +112,13 @@ def read_json(path: Path) -> Any:
         return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def path_problems(path: str | None, field: str, what: str = "file") -> list[str]:
+    """Why the config field `field` naming `path` (a file, or with `what="folder"` a folder) cannot be
+    read: it does not exist, or is a folder where a file was expected. Nothing when `path` is unset."""
+    if path and not Path(path).expanduser().exists():
+        return [f"`{field}`: {path} does not exist"]
+    if path and what == "file" and Path(path).expanduser().is_dir():
+        return [f"`{field}`: {path} is a folder, not a {what}"]
+    return []

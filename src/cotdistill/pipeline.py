@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from . import __version__
-from .config import RunConfig, config_defaults, dump_config
+from .config import RETIRED_DEFAULTS, RunConfig, config_defaults, dump_config
 from .errors import ConfigError, DataError
 from .io import ordinary_modes, read_jsonl_list, write_json, write_jsonl
 from .methods import needs_rationales
@@ -86,13 +86,14 @@ class Run:
 
         f = self.folder
         if f.has_data():
-            check_same(f.task_stamp, self.cfg.task.model_dump(mode="json"), "task", defaults=config_defaults(self.cfg.task))
-            f.check_sources(_source_files(self.cfg.task))
+            check_same(f.task_stamp, self.cfg.task.model_dump(mode="json"), "task", defaults=config_defaults(self.cfg.task),
+                       retired=RETIRED_DEFAULTS)
+            f.check_sources(self.cfg.task.files())
             return self._read_examples(f.train), self._read_examples(f.test)
         train, test = load_task(self.cfg.task)
         write_jsonl(f.test, [e.model_dump(mode="json") for e in test])
         write_jsonl(f.train, [e.model_dump(mode="json") for e in train])
-        f.stamp_sources(_source_files(self.cfg.task))
+        f.stamp_sources(self.cfg.task.files())
         write_json(f.task_stamp, self.cfg.task.model_dump(mode="json"))
         f.config.write_text(dump_config(self.cfg))
         return train, test
@@ -108,7 +109,7 @@ class Run:
 
         records, summaries = [], {}
         for label, t, task, exs in self._teacher_groups(train):
-            teacher = build_teacher(t, task, self.out)
+            teacher = build_teacher(t, task, t.cache or self.folder.teacher_cache)
             prompting = build_prompting(t, task.name)
             total = n_requests(len(exs), t.n_samples, prompting.two_stage)
             try:
@@ -130,14 +131,10 @@ class Run:
         for one task; for a mixture, each entry's own teacher (default the run's) on its examples."""
         from .tasks.mixture import task_of
 
-        task = self.cfg.task
-        if task.source != "mixture":
-            yield None, self.cfg.teacher, task, train
-            return
-        for entry in task.mixture:
-            exs = [e for e in train if task_of(e) == entry.label]
+        for _, label, teacher, task in self.cfg.task.rationale_sources(self.cfg.teacher):
+            exs = train if label is None else [e for e in train if task_of(e) == label]
             if exs:
-                yield entry.label, entry.teacher or self.cfg.teacher, entry.task, exs
+                yield label, teacher, task, exs
 
     # -- stage 3: curation -----------------------------------------------------------------------
     def curate(self, records: list[dict]) -> list[dict]:
@@ -171,7 +168,7 @@ class Run:
                        "teacher": cfg.teacher.fingerprint(), "train": cfg.train.fingerprint(),
                        "method_options": method.training_options()}
         defaults = {k: config_defaults(method.opts if k == "method_options" else getattr(cfg, k)) for k in fingerprint}
-        self.folder.method(method_name).check_fingerprint(fingerprint, defaults)
+        self.folder.method(method_name).check_fingerprint(fingerprint, defaults, retired=RETIRED_DEFAULTS)
 
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
         """Trains one method's student (resuming its checkpoints) and saves it in METHOD/model."""
@@ -436,14 +433,3 @@ def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Ex
     random.Random(seed).shuffle(ids)
     held_ids = set(ids[:int(round(len(ids) * fraction))])
     return [e for e in examples if base(e) not in held_ids], [e for e in examples if base(e) in held_ids]
-
-
-def _source_files(task) -> list[Path]:
-    """The user's own data files behind a task (file, release and BIG-bench paths, a mixture's
-    entries'): the ones that may be edited in place between two runs into one folder."""
-    if task.source == "mixture":
-        return [f for entry in task.mixture for f in _source_files(entry.task)]
-    if task.source not in ("file", "release", "bigbench"):
-        return []
-    files = [Path(p) / "task.json" if Path(p).is_dir() else Path(p) for p in (task.path, task.test_path) if p]
-    return [f for f in files if f.is_file()]

@@ -21,8 +21,9 @@ def unknown_name(kind: str, name: str, choices) -> ConfigError:
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, key: Callable[[T], str] = lambda obj: getattr(obj, "name")):
         self.kind = kind
+        self.key = key  # the name a plug-in registers under (`add`): its `name` unless said otherwise
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -35,8 +36,8 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, obj: T) -> T:
-        """Registers a plug-in under its own `name` attribute (a class decorator too)."""
-        return self.register(getattr(obj, "name"))(obj)
+        """Registers a plug-in under its own name (`key`); a class decorator too."""
+        return self.register(self.key(obj))(obj)
 
     def get(self, name: str) -> T:
         try:
@@ -52,3 +53,7 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
+
+    def items(self) -> list[T]:
+        """The plug-ins in the order they were registered."""
+        return list(self._items.values())

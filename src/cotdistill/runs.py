@@ -48,13 +48,13 @@ class MethodFolder:
         return (self.model.exists() or self.train_info.exists()
                 or (ck.is_dir() and any(p.name.startswith("checkpoint-") for p in ck.iterdir())))
 
-    def check_fingerprint(self, fingerprint: dict, defaults: dict) -> None:
+    def check_fingerprint(self, fingerprint: dict, defaults: dict, retired: dict | None = None) -> None:
         """Checkpoints only resume a run of the same student, data and hyper-parameters: stamps the
         folder, or refuses one stamped otherwise. A stamp from a run that failed before its first
         checkpoint guards nothing and is replaced."""
         if not self.holds_training():
             self.fingerprint.unlink(missing_ok=True)
-        check_same(self.fingerprint, fingerprint, "training setup", defaults=defaults)
+        check_same(self.fingerprint, fingerprint, "training setup", defaults=defaults, retired=retired)
 
     def forget_training(self) -> None:
         """train.resume: false: start over (checkpoints and their stamp go; a finished model stays
@@ -171,11 +171,14 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None) -> None:
+def check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None,
+               retired: dict | None = None) -> None:
     """A run folder holds one experiment: refuse to mix artifacts made under another config. A key
-    the stamp lacks (a setting added since it was written) matches its default, at any depth."""
+    the stamp lacks (a setting added since it was written) matches its default, at any depth; a key
+    only the stamp has (a setting this setup no longer has) is ignored while it holds the default
+    `retired` gives it."""
     if stamp.exists():
-        before = _with_defaults(read_json(stamp), current, defaults or {})
+        before = _with_defaults(_without_retired(read_json(stamp), current, retired or {}), current, defaults or {})
         if before != current:
             diff = _differences(before, current)
             raise ConfigError(
@@ -196,6 +199,17 @@ def _differences(before: dict, current: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{k}")
     return out
+
+
+def _without_retired(before, current, retired: dict):
+    """`before` without the keys `current` lacks whose value is their `retired` default (nested alike,
+    through lists of sections too)."""
+    if isinstance(before, dict) and isinstance(current, dict):
+        return {k: _without_retired(v, current[k], retired) if k in current else v for k, v in before.items()
+                if k in current or k not in retired or v != retired[k]}
+    if isinstance(before, list) and isinstance(current, list) and len(before) == len(current):
+        return [_without_retired(b, c, retired) for b, c in zip(before, current)]
+    return before
 
 
 def _with_defaults(before: dict, current: dict, defaults: dict) -> dict:

@@ -61,7 +61,7 @@ def test_rerun_reuses_cache_and_resumes_training(tmp_path):
     run = Run(load_config(None, [*over, "train.max_steps=45"]))
     train, _ = run.data()
     from cotdistill.teachers import build_teacher
-    t = build_teacher(run.cfg.teacher, run.cfg.task, run.out)
+    t = build_teacher(run.cfg.teacher, run.cfg.task, run.folder.teacher_cache)
     from cotdistill.teachers.generate import generate_rationales
     from cotdistill.teachers import build_prompting
     generate_rationales(train, t, build_prompting(run.cfg.teacher, "last_letters"))

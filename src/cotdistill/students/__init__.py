@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import hf
 from ..errors import ConfigError
+from ..hub import model_source_problem
 from .presets import PRESETS, build_preset
 from .pretrained import PRETRAINED, build_pretrained
 
@@ -13,8 +14,8 @@ def load_student(model: str, trust_remote_code: bool = False, seed: int = 0, lay
     """(model, tokenizer, is_seq2seq). `preset:NAME` builds a from-scratch student (with
     `tokenizer`, e.g. a BPE trained on the run's text, instead of the byte-level one);
     `pretrained:NAME` one warm-started from weights installed with a package."""
-    if layers is not None and not model.startswith("pretrained:"):
-        raise ConfigError(f"`student.layers` picks layers of a `pretrained:` student; {model!r} is not one")
+    if problem := layers_problem(model, layers):
+        raise ConfigError(problem)
     if tokenizer is not None and not model.startswith("preset:"):
         raise ConfigError(f"`student.tokenizer: bpe` trains a tokenizer for from-scratch presets; {model!r} "
                           "brings its own")
@@ -24,6 +25,13 @@ def load_student(model: str, trust_remote_code: bool = False, seed: int = 0, lay
         return build_pretrained(model.split(":", 1)[1], layers=layers, seed=seed)
     # A masked LM loads as one; the preflight (checks.py) keeps it away from generating methods.
     return hf.load_model(model, trust_remote_code=trust_remote_code, masked=None)
+
+
+def layers_problem(model: str, layers: int | None) -> str | None:
+    """`student.layers` picks layers of a packaged pretrained student, and of nothing else."""
+    if layers is not None and not model.startswith("pretrained:"):
+        return f"`student.layers`: picks layers of a `pretrained:` student; {model!r} is not one"
+    return None
 
 
 def load_causal_lm(name: str, field: str):
@@ -36,6 +44,32 @@ def load_causal_lm(name: str, field: str):
     return model, tok
 
 
+def model_problems(name: str, field: str, teacher: bool = False) -> list[str]:
+    """Why the model `name` named by the config field `field` cannot be used (as a teacher, with
+    `teacher`): an unknown preset or packaged model, a package not installed, a folder or hub id
+    that cannot load."""
+    if name.startswith("preset:"):
+        from ..registry import unknown_name
+
+        preset = name.split(":", 1)[1]
+        return [] if preset in PRESETS else [f"`{field}`: {unknown_name('student preset', preset, PRESETS)}"]
+    if name.startswith("pretrained:"):
+        from ..registry import unknown_name
+        from .pretrained import is_language_model, pretrained_problem
+
+        which = name.split(":", 1)[1]
+        if which not in PRETRAINED:
+            return [f"`{field}`: {unknown_name('pretrained student', which, PRETRAINED)}"]
+        if teacher and not is_language_model(which):
+            return [f"`{field}`: pretrained:{which} is a warm start built for training, not a language model "
+                    f"that can teach; use {', '.join(f'pretrained:{n}' for n in PRETRAINED if is_language_model(n))}, "
+                    f"a hub id or a model folder"]
+        problem = pretrained_problem(which)
+        return [f"`{field}`: {problem}"] if problem else []
+    problem = model_source_problem(name)
+    return [f"`{field}`: {problem}"] if problem else []
+
+
 def is_masked_lm(model_name: str) -> bool:
     """A masked-LM student fills [MASK] slots; it cannot generate rationales."""
     if model_name.startswith("pretrained:"):
@@ -45,4 +79,4 @@ def is_masked_lm(model_name: str) -> bool:
     return hf.is_masked_architecture(hf.saved_architecture(model_name))
 
 
-__all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_causal_lm", "load_student"]
+__all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_causal_lm", "load_student", "model_problems"]
