@@ -24,14 +24,14 @@ the same load for every method, and compare within one run of this script.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import multiprocessing as mp
 import sys
 import time
-import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import harness
 from finetune_cot_replay import teacher_file
 
 METHODS = ["ft_cot", "post", "adaptive", "step_by_step", "direct"]
@@ -48,48 +48,47 @@ REAL_STEPS = 400  # long free-form rationales make these steps ~3x slower; the s
 PRETRAINED_STEPS = 100  # a 3+3-layer MiniLM encoder-decoder step takes 2-4 s on one thread
 
 
-def set_overrides(name: str, seed: int, args) -> list[str]:
+def set_config(name: str, seed: int, args) -> dict:
+    """The run config of one (set, seed), as data."""
     quick = args.quick
-    if pretrained(args):  # the pretrained recipe's optimizer settings, equal steps for every method
-        student = [f"student.model={args.student}", *([f"student.layers={args.layers}"] if args.layers else []),
-                   "train.recipe=pretrained", "eval.batch_size=32",
+    if pretrained(args):  # the student's pretrained recipe (config.default_recipe), equal steps for every method
+        student = {"student": harness.student_section(args.student, args.layers), "eval": {"batch_size": 32},
                    # a smoke run checks that every part runs; at batch 4 its steps cost a third
-                   *(["train.batch_size=4"] if quick else [])]
+                   "train": {"batch_size": 4} if quick else {}}
     else:
-        student = [f"student.model={args.student}", "train.batch_size=32", "train.learning_rate=0.002",
-                   "train.warmup_steps=100", "eval.batch_size=250"]
+        student = {"student": {"model": args.student}, "eval": {"batch_size": 250},
+                   "train": {"batch_size": 32, "learning_rate": 0.002, "warmup_steps": 100}}
     # A smoke run's students have not learnt to stop: cap generation so it stays a smoke run; its
     # perception module needs only to train and route, not to converge.
-    common = [*(["eval.max_new_tokens=24", "method_options.adaptive.perception_steps=20"] if quick else []),
-              *student, "train.threads=1", "train.keep_checkpoints=false",
-              f"methods=[{', '.join(METHODS)}]", f"train.seed={seed}"]
+    smoke = {"eval": {"max_new_tokens": 24}, "method_options": {"adaptive": {"perception_steps": 20}}} if quick else {}
+    common = harness.merge(smoke, student, {"out": str(Path(args.out) / name / f"seed{seed}"), "methods": METHODS,
+                                            "train": {"threads": 1, "keep_checkpoints": False, "seed": seed}})
     if name in REAL:
-        teacher = teacher_file(Path(args.data), name)
         steps = args.steps or (2 if quick and pretrained(args) else 20 if quick else steps_of(name, args))
-        return [*common, "task.source=benchmark", f"task.name={name}", f"task.data_dir={args.data}",
-                f"task.n_train={100 if quick else 0}", *(["task.n_test_max=30", "task.sample=random"] if quick else []),
-                "teacher.backend=replay", f"teacher.path={teacher}", f"train.max_steps={steps}",
-                f"train.eval_every={max(10, steps // 5)}"]
+        return harness.merge(common, {
+            "task": {"source": "benchmark", "name": name, "data_dir": str(args.data), "n_train": 100 if quick else 0,
+                     **({"n_test_max": 30, "sample": "random"} if quick else {})},
+            "teacher": {"backend": "replay", "path": str(teacher_file(Path(args.data), name))},
+            "train": {"max_steps": steps, "eval_every": max(10, steps // 5)}})
     if name == "mixed":
-        parts = [spec for spec, _ in SYNTHETIC.values()]
-        task = ["task.name=mixed", f"task.params={json.dumps({'parts': parts})}"]
+        task = {"name": "mixed", "params": {"parts": [spec for spec, _ in SYNTHETIC.values()]}}
         steps, n_train, n_test = MIXED_STEPS, MIXED_N_TRAIN, 600
     else:
         spec, steps = SYNTHETIC[name]
-        task = [f"task.name={spec['name']}", f"task.params={json.dumps(spec['params'])}"]
+        task = {"name": spec["name"], "params": spec["params"]}
         n_train, n_test = 3000, 500
     if quick:
         steps, n_train, n_test = 20, 120, 30
     steps = args.steps or steps
-    return [*common, "task.source=synthetic", *task, f"task.n_train={n_train}", f"task.n_test={n_test}",
-            f"task.seed={seed}", "teacher.backend=exact", f"train.max_steps={steps}", f"train.eval_every={max(10, steps // 5)}"]
+    return harness.merge(common, {
+        "task": {"source": "synthetic", **task, "n_train": n_train, "n_test": n_test, "seed": seed},
+        "teacher": {"backend": "exact"}, "train": {"max_steps": steps, "eval_every": max(10, steps // 5)}})
 
 
 def make_run(name: str, seed: int, args):
-    from cotdistill.config import load_config
     from cotdistill.pipeline import Run
 
-    return Run(load_config(None, [f"out={Path(args.out) / name / f'seed{seed}'}", *set_overrides(name, seed, args)]))
+    return Run(harness.config(set_config(name, seed, args)))
 
 
 def forced_modes(run, test) -> dict:
@@ -152,35 +151,19 @@ def train_eval(name: str, seed: int, method: str, args) -> dict:
     return res
 
 
-def pool_seeds(rows: list[dict], preds: list[list[dict]], method: str) -> dict:
-    """One set's method over seeds: the pooled summary, each seed's accuracy and their spread."""
-    from cotdistill.evaluate import score
-    from cotdistill.methods import get_method
-
-    s = score(get_method(method), [p for ps in preds for p in ps])
-    keys = ("accuracy", "ci95", "mean_generated_tokens", "seconds_per_100", "post_fraction", "by_mode")
-    out = {k: v for k, v in s.items() if k in keys}
-    accs = [r["accuracy"] for r in rows]
-    out["seed_accuracies"] = accs
-    mean = sum(accs) / len(accs)
-    out["seed_sd"] = round((sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5, 2) if len(accs) > 1 else 0.0
-    out["steps"] = rows[0]["steps"]
-    return out
-
-
 def check_bars(sets: dict) -> dict:
-    bars: dict = {"post_tokens_at_most_half_of_ft_cot": {}}
+    """On each set: post writes at most half of ft_cot's tokens, and adaptive is within 1 point of the
+    better of ft_cot and post (or above); on the mixed set the perception module routes both ways."""
+    bars: dict = {}
     for name, ms in sets.items():
         ratio = ms["post"]["mean_generated_tokens"] / max(1e-9, ms["ft_cot"]["mean_generated_tokens"])
-        bars["post_tokens_at_most_half_of_ft_cot"][name] = {"ratio": round(ratio, 3), "met": ratio <= 0.5}
+        bars[f"{name}: post tokens / ft_cot tokens <= 0.5"] = harness.bar(round(ratio, 3), 0.5, ratio <= 0.5)
+        best = max(ms["ft_cot"]["accuracy"], ms["post"]["accuracy"])
+        bars[f"{name}: adaptive >= max(ft_cot, post) - 1"] = harness.bar(
+            ms["adaptive"]["accuracy"], round(best - 1.0, 2), ms["adaptive"]["accuracy"] >= best - 1.0)
     if "mixed" in sets:
-        m = sets["mixed"]
-        f = m["adaptive"]["post_fraction"]
-        best = max(m["ft_cot"]["accuracy"], m["post"]["accuracy"])
-        bars["mixed_routes_both_ways"] = {"post_fraction": f, "met": 0.1 <= f <= 0.9}
-        bars["mixed_adaptive_within_1_point_of_best"] = {
-            "adaptive": m["adaptive"]["accuracy"], "max_ft_cot_post": best,
-            "met": m["adaptive"]["accuracy"] >= best - 1.0}
+        f = sets["mixed"]["adaptive"]["post_fraction"]
+        bars["mixed: share routed to post in [0.1, 0.9]"] = harness.bar(f, [0.1, 0.9], 0.1 <= f <= 0.9)
     return bars
 
 
@@ -194,20 +177,11 @@ def steps_of(name: str, args) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--out", type=Path, default=Path("runs/answer_first"))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap = harness.parser(__doc__, "answer_first", student="preset:tiny", data=True, steps=None, seeds=True,
+                        quick="smoke run: 20 steps, a few questions")
     ap.add_argument("--jobs", type=int, default=2, help="methods trained at once (one process and torch thread each)")
-    ap.add_argument("--seeds", type=int, default=1, help="repeat each set with seeds 0..N-1 and pool the figures")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, a few questions")
-    ap.add_argument("--steps", type=int, help="optimizer steps for every set (calibration; the README's figures use each set's default)")
     ap.add_argument("--sets", nargs="*", help="only these sets")
-    ap.add_argument("--student", default="preset:tiny", help="preset:NAME (from scratch, the default), pretrained:NAME "
-                    "or a model path (real-data sets only)")
-    ap.add_argument("--layers", type=int, default=None, help="pretrained students: keep this many layers")
-    args = ap.parse_args(argv)
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
+    args = harness.parse(ap, argv)
     if args.quick and pretrained(args):
         args.layers = 1  # a smoke run of the pretrained path: 1+1 layers, 2 steps
     names = [] if pretrained(args) else [*SYNTHETIC, "mixed"]
@@ -240,7 +214,7 @@ def main(argv=None) -> int:
             train, tests[k] = run.data()
             run.finish({m: results[n, k, m]["row"] for m in METHODS}, {m: results[n, k, m]["preds"] for m in METHODS},
                        len(train), len(tests[k]))
-        sets[n] = {m: pool_seeds([results[n, k, m]["row"] for k in seeds], [results[n, k, m]["preds"] for k in seeds], m)
+        sets[n] = {m: harness.pool_seeds([results[n, k, m]["row"] for k in seeds], [results[n, k, m]["preds"] for k in seeds], m)
                    for m in METHODS}
         fs = [results[n, k, "adaptive"]["forced"] for k in seeds]
         forced[n] = {mode: {"accuracy": round(sum(f[mode]["accuracy"] for f in fs) / len(fs), 2),
@@ -255,10 +229,9 @@ def main(argv=None) -> int:
     summary = {
         "sets": sets, "bars": check_bars(sets), "adaptive_forced": forced, "routing": routing,
         "mixed_by_part": mixed_parts, "setup": setup, "student": student_label(args),
-        "device": _device(), "quick": args.quick, "seeds": args.seeds, "seconds": round(time.time() - t0, 1),
+        "device": harness.device(), "quick": args.quick, "seeds": args.seeds, "seconds": round(time.time() - t0, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    harness.write_summary(args.out, summary)
     print_tables(summary, args)
     return 0
 
@@ -267,12 +240,6 @@ def student_label(args) -> str:
     if not pretrained(args):
         return f"{args.student} (from scratch)"
     return f"{args.student}" + (f" ({args.layers} layers)" if args.layers else "")
-
-
-def _device() -> str:
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 def print_tables(summary: dict, args) -> None:
@@ -286,9 +253,6 @@ def print_tables(summary: dict, args) -> None:
         for n, ms in sets.items():
             for m, r in ms.items():
                 print(f"  {n:26} {m:13} {' '.join(f'{a:6.2f}' for a in r['seed_accuracies'])}   sd {r['seed_sd']:.2f}")
-    print("\nBars")
-    for bar, v in summary["bars"].items():
-        print(f"  {bar}: {json.dumps(v)}")
     seeds = f", {summary['seeds']} seeds pooled" if summary["seeds"] > 1 else ""
     print(f"\nAnswer-first students, {summary['student']}, equal budgets ({summary['device']}, {summary['seconds']:.0f} s{seeds})"
           f" -> {args.out / 'summary.json'}")
@@ -299,6 +263,7 @@ def print_tables(summary: dict, args) -> None:
             ci = f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}"
             print(f"{n:26} {m:13} {r['accuracy']:8.2f} {ci:>13} {r['mean_generated_tokens']:11.1f} "
                   f"{r['seconds_per_100']:8.3f} {post:>7}")
+    harness.print_bars(summary["bars"])
 
 
 if __name__ == "__main__":

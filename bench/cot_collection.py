@@ -22,21 +22,23 @@ Every stage is a run folder under OUT and resumes: a rerun trains only what is m
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
+import harness  # noqa: E402  (bench/ is not a package)
+from finetune_cot_replay import teacher_file  # noqa: E402
+
+from cotdistill.config import default_recipe  # noqa: E402
 
 FLAN = ("aqua", "creak", "ecqa", "gsm8k", "qasc", "sensemaking", "strategyqa")
 UNSEEN = ("causal_judgment", "date_understanding", "disambiguation_qa", "formal_fallacies_syllogisms_negation",
           "geometric_shapes", "hyperbaton", "logical_deduction", "movie_recommendation", "penguins_in_a_table",
           "reasoning_about_colored_objects", "snarks", "temporal_sequences")
 CONTINUAL = ("coin_flip", "last_letter_concatenation")
-KEEP_NONE = "train.keep_checkpoints=false"  # finished students keep model/ only: MiniLM checkpoints are ~1 GB each
+KEEP_NONE = {"train": {"keep_checkpoints": False}}  # finished students keep model/ only: MiniLM checkpoints are ~1 GB
 TUNED = {"cot_tuned": "cot_tuning", "direct_tuned": "cot_tuning_direct"}
 
 
@@ -53,25 +55,21 @@ def mixture(args) -> list[dict]:
     return [*flan, gsm8k, *synthetic]
 
 
-def student_args(args) -> list[str]:
-    return [f"student.model={args.student}", *([f"student.layers={args.layers}"] if args.layers else [])]
-
-
-def smoke(args) -> list[str]:
+def smoke(args) -> dict:
     """A smoke run checks that every part runs, not what it learns: batches of 4 cut its steps'
     cost (the 30,522-word output layer dominates a 1+1-layer MiniLM's step) by about 3x."""
-    return ["train.batch_size=4"] if args.quick else []
+    return {"train": {"batch_size": 4}} if args.quick else {}
 
 
 def tune(args) -> dict:
-    from cotdistill.config import load_config
     from cotdistill.pipeline import Run
 
-    cfg = load_config(None, [
-        f"out={args.out / 'mixture'}", "task.source=mixture", f"task.mixture={json.dumps(mixture(args))}",
-        *student_args(args), "train.recipe=pretrained", f"train.max_steps={args.steps}", "train.epochs=null", KEEP_NONE,
-        f"train.eval_every={max(2, args.steps // 4)}", "eval.batch_size=32", f"eval.max_new_tokens={args.max_new_tokens}",
-        *smoke(args), "methods=[cot_tuning, cot_tuning_direct]"])
+    cfg = harness.config(
+        {"out": str(args.out / "mixture"), "task": {"source": "mixture", "mixture": mixture(args)},
+         "student": harness.student_section(args.student, args.layers),
+         "train": {"max_steps": args.steps, "epochs": None, "eval_every": max(2, args.steps // 4)},
+         "eval": {"batch_size": 32, "max_new_tokens": args.max_new_tokens},
+         "methods": ["cot_tuning", "cot_tuning_direct"]}, KEEP_NONE, smoke(args))
     s = Run(cfg).run_all()
     keep = ("accuracy", "ci95", "by_task", "task_mean_accuracy", "train_pairs", "steps", "best_step")
     return {m: {k: v for k, v in r.items() if k in keep} for m, r in s["methods"].items()}
@@ -86,9 +84,11 @@ def unseen(args) -> dict:
     for key, method in TUNED.items():
         s = evaluate_unseen(str(RunFolder(args.out / "mixture").model(method)), tasks, args.out / "unseen" / key,
                             method=method, shots=args.shots, n_eval=args.n_eval,
-                            overrides=["train.recipe=pretrained", f"train.epochs={args.adapt_epochs}",
-                                       "train.batch_size=8", "train.warmup_steps=0", "eval.batch_size=32", KEEP_NONE,
-                                       f"eval.max_new_tokens={args.max_new_tokens}", *smoke(args)])
+                            overrides=harness.flags(harness.merge(
+                                {"train": {"recipe": default_recipe(args.student), "epochs": args.adapt_epochs,
+                                           "batch_size": 8, "warmup_steps": 0},
+                                 "eval": {"batch_size": 32, "max_new_tokens": args.max_new_tokens}},
+                                KEEP_NONE, smoke(args))))
         out[key] = s
     out["chance"] = out["cot_tuned"]["chance"]
     return out
@@ -101,21 +101,24 @@ def continual_key(args) -> str:
 
 
 def continual(args) -> dict:
-    from cotdistill.config import load_config
     from cotdistill.pipeline import Run
+    from cotdistill.runs import RunFolder
 
     res = {}
-    budget = ["train.epochs=null", f"train.max_steps={args.steps}"] if args.quick else \
-        ([f"train.epochs={args.continual_epochs:g}"] if args.continual_epochs is not None else [])
+    budget = {"epochs": None, "max_steps": args.steps} if args.quick else \
+        ({"epochs": args.continual_epochs} if args.continual_epochs is not None else {})
+    tuned = {"model": str(RunFolder(args.out / "mixture").model("cot_tuning"))}
     for task in args.continual:
         row = {}
-        for key, student in (("from_cot_tuned", [f"student.model={args.out / 'mixture/cot_tuning/model'}"]),
-                             ("from_base", student_args(args))):
-            cfg = load_config(None, [
-                f"out={args.out / continual_key(args) / task / key}", "task.source=benchmark", f"task.name={task}",
-                f"task.data_dir={args.data}", "task.n_train=0", *([f"task.n_test_max={args.n_eval}"] if args.quick else []),
-                "teacher.backend=replay", f"teacher.path={teacher_file(args.data, task)}", *student,
-                "train.recipe=pretrained", *budget, "eval.batch_size=32", KEEP_NONE, *smoke(args), "methods=[ft_cot]"])
+        for key, student in (("from_cot_tuned", tuned), ("from_base", harness.student_section(args.student, args.layers))):
+            # The student's own recipe (config.default_recipe) with this budget, for both starts.
+            cfg = harness.config(
+                {"out": str(args.out / continual_key(args) / task / key),
+                 "task": {"source": "benchmark", "name": task, "data_dir": str(args.data), "n_train": 0,
+                          **({"n_test_max": args.n_eval} if args.quick else {})},
+                 "teacher": {"backend": "replay", "path": str(teacher_file(args.data, task))}, "student": student,
+                 "train": {"recipe": default_recipe(args.student), **budget}, "eval": {"batch_size": 32},
+                 "methods": ["ft_cot"]}, KEEP_NONE, smoke(args))
             s = Run(cfg).run_all()["methods"]["ft_cot"]
             row[key], row[f"{key}_ci95"], row[f"{key}_steps"] = s["accuracy"], s["ci95"], s["steps"]
             row[f"{key}_best_step"] = s.get("best_step")
@@ -136,24 +139,21 @@ def bars(u: dict, parts: dict) -> dict:
     out = {}
     for k in [s for s in ("zero_shot", "k64") if s in u["cot_tuned"]]:
         ct, dt = u["cot_tuned"], u["direct_tuned"]
-        out[f"unseen_{k}_cot_tuned_above_direct_beyond_ci"] = {
-            "cot_tuned": ct[k], "direct_tuned": dt[k], "cot_ci95": ct["ci95"][k], "direct_ci95": dt["ci95"][k],
-            "met": ct["ci95"][k][0] > dt["ci95"][k][1]}
+        out[f"unseen_{k}_cot_tuned_above_direct_beyond_ci"] = harness.bar(
+            {"cot_tuned": ct[k], "direct_tuned": dt[k], "cot_ci95": ct["ci95"][k]}, dt["ci95"][k][1],
+            ct["ci95"][k][0] > dt["ci95"][k][1])
     for key, c in parts.items():
         for task, r in c.items():
-            out[f"{key}_{task}"] = {**r, "met": r["from_cot_tuned"] > r["from_base"]}
+            out[f"{key}_{task}"] = harness.bar(r["from_cot_tuned"], r["from_base"], r["from_cot_tuned"] > r["from_base"])
     return out
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--out", type=Path, default=Path("runs/cot_collection"))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--student", default="pretrained:minilm-seq2seq")
-    ap.add_argument("--layers", type=int, default=3, help="keep this many of MiniLM's 6 layers")
+    ap = harness.parser(__doc__, "cot_collection", student="pretrained:minilm-seq2seq", data=True, steps=400,
+                        quick="smoke run: 1+1 layers, a few steps, 3 tasks, k = 4")
+    ap.set_defaults(layers=3)  # MiniLM's 3 of 6 layers: the setting its rows were measured with
     ap.add_argument("--cap", type=int, default=150, help="training examples per mixture task")
     ap.add_argument("--mix-test", type=int, default=20, help="test questions per mixture task")
-    ap.add_argument("--steps", type=int, default=400, help="optimizer steps of each mixture student")
     ap.add_argument("--tasks", nargs="+", default=list(UNSEEN), help="BIG-bench tasks under DATA/bigbench")
     ap.add_argument("--shots", nargs="+", type=int, default=[0, 16, 64])
     ap.add_argument("--n-eval", type=int, default=250,
@@ -164,10 +164,12 @@ def main(argv=None) -> int:
     ap.add_argument("--continual-epochs", type=float, default=None,
                     help="Fine-tune-CoT epochs of the continual part (default: the recipe's); another value "
                          "lands in DIR/continual_{N}ep and the summary's `continual_{N}ep`, beside the default")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1+1 layers, a few steps, 3 tasks, k = 4")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
+    if not args.student.startswith("pretrained:"):
+        args.layers = None  # --layers picks layers of a packaged student only
     if args.quick:
-        args.layers, args.cap, args.mix_test, args.steps, args.tasks = 1, 8, 2, 2, args.tasks[:3]
+        args.layers = 1 if args.layers else None
+        args.cap, args.mix_test, args.steps, args.tasks = 8, 2, 2, args.tasks[:3]
         args.shots, args.n_eval, args.adapt_epochs, args.max_new_tokens = [0, 4], 12, 1, 8
         args.continual = args.continual[:1]
     missing = [p for p in [args.data / "flan-cot", args.data / "gsm8k", *(args.data / "bigbench" / t for t in args.tasks),
@@ -192,8 +194,7 @@ def main(argv=None) -> int:
                "setup": {"student": args.student, "layers": args.layers, "cap": args.cap, "steps": args.steps,
                          "tasks": args.tasks, "shots": args.shots, "n_eval": args.n_eval,
                          "adapt_epochs": args.adapt_epochs, "quick": args.quick}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    harness.write_summary(args.out, summary)
     print_table(summary)
     return 0
 
@@ -201,9 +202,6 @@ def main(argv=None) -> int:
 def print_table(s: dict) -> None:
     u = s["unseen"]
     keys = u["cot_tuned"]["settings"]
-    print("\nBars")
-    for k, b in s["bars"].items():
-        print(f"  {k}: {'MET' if b['met'] else 'NOT met'} {json.dumps({kk: vv for kk, vv in b.items() if kk != 'met'})}")
     for key in sorted(k for k in s if k.startswith("continual")):
         print(f"\n{key}: Fine-tune-CoT test accuracy %: " +
               "; ".join(f"{t}: from CoT-tuned {r['from_cot_tuned']:.2f}, from base {r['from_base']:.2f}"
@@ -218,6 +216,7 @@ def print_table(s: dict) -> None:
     print(f"{'average':40} {u['chance']:6.1f} " + " ".join(f"{u[st][k]:14.2f}" for st, k in cols))
     print(f"{'95% CI of the average':40} {'':6} " +
           " ".join(f"{u[st]['ci95'][k][0]:6.1f}-{u[st]['ci95'][k][1]:<7.1f}" for st, k in cols))
+    harness.print_bars(s["bars"])
 
 if __name__ == "__main__":
     sys.exit(main())

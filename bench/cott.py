@@ -29,39 +29,35 @@ all 19 labels is "macro_f1_all".
 """
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import multiprocessing as mp
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import harness
+
 DATASETS = {"20ng": ("20newsgroups", 128), "semeval": ("semeval2010_task8", 64)}
 TRAINED = {"cott": ("cott", {}), "prompt_tuning": ("prompt_tuning", {}), "finetune": ("finetune_cls", {}),
            "cott_no_contrastive": ("cott", {"contrastive_weight": 0.0})}
 VIEWS = {"cott": 3, "cott_no_contrastive": 2, "prompt_tuning": 1, "finetune": 1}  # encoder passes per example
 VARIANTS = ["cott", "prompt_tuning", "finetune", "cott_no_contrastive", "cott_no_rectify"]
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def make_cfg(args, dataset: str, seed: int, variant: str):
-    from cotdistill.config import load_config
-
     name, max_len = DATASETS[dataset]
     method, opts = TRAINED[variant]
     opts = {**(args.cott_options if method == "cott" else {}), **opts, "max_length": args.max_length or max_len}
-    return load_config(None, [
-        f"out={args.out / dataset / f'seed{seed}' / variant}", "task.source=benchmark", f"task.name={name}",
-        f"task.data_dir={args.data}", f"task.n_train={args.n_train}", f"task.n_test_max={args.n_test}",
-        "task.sample=random", f"task.seed={seed}", f"student.model={args.student}",
-        *([f"student.layers={args.layers}"] if args.layers else []), f"train.seed={seed}",
-        *([f"train.max_steps={args.steps}", "train.epochs=null"] if args.steps else [f"train.epochs={args.epochs}"]),
-        "train.batch_size=16", f"train.eval_every={args.eval_every}", "eval.batch_size=64", "train.keep_checkpoints=false",
-        *([f"train.threads={args.threads}"] if args.threads else []),
-        f"methods=[{method}]", f"method_options={json.dumps({method: opts})}",
-    ])
+    budget = {"max_steps": args.steps, "epochs": None} if args.steps else {"epochs": args.epochs}
+    return harness.config({
+        "out": str(args.out / dataset / f"seed{seed}" / variant),
+        "task": {"source": "benchmark", "name": name, "data_dir": str(args.data), "n_train": args.n_train,
+                 "n_test_max": args.n_test, "sample": "random", "seed": seed},
+        "student": harness.student_section(args.student, args.layers),
+        "train": {"seed": seed, **budget, "batch_size": 16, "eval_every": args.eval_every, "keep_checkpoints": False,
+                  **({"threads": args.threads} if args.threads else {})},
+        "eval": {"batch_size": 64}, "methods": [method], "method_options": {method: opts}})
 
 
 ROW_FILE = "bench_rows.json"  # a finished job's rows: a rerun of the bench reuses them
@@ -109,7 +105,7 @@ def no_rectify(run, cfg) -> dict:
     mdir = run.folder.model("cott")
     model, tok, _ = run.load_trained(mdir)
     m = get_method("cott", {**cfg.method_options["cott"], "rectify": False})
-    m.load_extras(mdir, model)
+    m = m.load_extras(mdir, model)
     preds = predict(m, model, tok, False, test, batch_size=cfg.eval.batch_size)
     (run.folder.method("cott").root / "predictions_no_rectify.jsonl").write_text("\n".join(json.dumps(p) for p in preds) + "\n")
     return {**score(m, preds), "minutes": round((time.time() - t0) / 60, 2)}
@@ -120,13 +116,13 @@ def headline(dataset: str, row: dict) -> float:
 
 
 def pool(dataset: str, rows: list[dict]) -> dict:
+    """A variant over seeds: macro-F1 is measured per seed (it does not pool over answers), so its
+    mean and t-interval over the seeds (harness.seed_interval)."""
     f1s = [headline(dataset, r) for r in rows]
     accs = [r["accuracy"] for r in rows]
     n = len(f1s)
-    mean = sum(f1s) / n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in f1s) / (n - 1)) if n > 1 else 0.0
-    half = T975.get(n - 1, 1.96) * sd / math.sqrt(n) if n > 1 else 0.0
-    out = {"macro_f1": round(mean, 2), "ci95": [round(mean - half, 2), round(mean + half, 2)], "sd": round(sd, 2),
+    f1 = harness.seed_interval(f1s)
+    out = {"macro_f1": f1["mean"], "ci95": f1["ci95"], "sd": f1["sd"],
            "accuracy": round(sum(accs) / n, 2), "seeds": f1s, "seed_accuracies": accs,
            "minutes": [r.get("minutes") for r in rows]}
     if dataset == "semeval":
@@ -148,23 +144,19 @@ def check_bars(datasets: dict) -> dict:
             continue
         c, p, f = v["cott"], v["prompt_tuning"], v["finetune"]
         spread = max(c["sd"], p["sd"])
-        bars[d] = {"cott_minus_prompt_tuning": round(c["macro_f1"] - p["macro_f1"], 2), "seed_spread": spread,
-                   "above_prompt_tuning": c["macro_f1"] - p["macro_f1"] > spread,
-                   "finetune_ci95": f["ci95"], "within_or_above_finetune": c["macro_f1"] >= f["ci95"][0]}
+        gap = round(c["macro_f1"] - p["macro_f1"], 2)
+        bars[f"{d}: cott - prompt_tuning > seed spread"] = harness.bar(gap, spread, gap > spread)
+        bars[f"{d}: cott >= finetune CI low"] = harness.bar(c["macro_f1"], f["ci95"][0], c["macro_f1"] >= f["ci95"][0])
     return bars
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--out", type=Path, default=Path("runs/cott"))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--student", default="pretrained:minilm-mlm")
-    ap.add_argument("--layers", type=int, default=3, help="keep this many of MiniLM's 6 layers (0: all)")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap = harness.parser(__doc__, "cott", student="pretrained:minilm-mlm", data=True, steps=140, seeds=True,
+                        quick="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
+    ap.set_defaults(layers=3, seeds=3)  # 3 of MiniLM's 6 layers (--layers 0: all), 3 seeds
     ap.add_argument("--n-train", type=int, default=600, help="random training questions per data set and seed")
     ap.add_argument("--n-test", type=int, default=500, help="random test questions per data set and seed")
     ap.add_argument("--epochs", type=float, default=None, help="epochs instead of --steps")
-    ap.add_argument("--steps", type=int, default=140, help="optimizer steps at batch 16")
     ap.add_argument("--eval-every", type=int, default=35)
     ap.add_argument("--max-length", type=int, default=None, help="input word pieces (default 128 / 64 by data set)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per job")
@@ -174,15 +166,12 @@ def main(argv=None) -> int:
                     help="trained variants (cott also gives cott_no_rectify); bars need cott, prompt_tuning, finetune")
     ap.add_argument("--cott-options", type=json.loads, default={},
                     help='JSON method options for the CoTT variants, e.g. \'{"step2_weight": 0.5}\' (use another --out)')
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
     if args.quick:
         args.layers, args.seeds, args.n_train, args.n_test, args.steps, args.max_length, args.eval_every = \
             1, 2, 48, 24, 3, 48, 3
     if args.epochs is not None:
         args.steps = None  # --epochs replaces the default step budget
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
     missing = [d for d in args.datasets if not (args.data / {"20ng": "20newsgroups", "semeval": "semeval2010-task8"}[d]).is_dir()]
     if missing:
         print(f"no data for {missing} under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
@@ -208,17 +197,13 @@ def main(argv=None) -> int:
                          "max_length": {d: args.max_length or DATASETS[d][1] for d in args.datasets},
                          "batch_size": 16, "cott_options": args.cott_options, "quick": args.quick},
                "minutes": round((time.time() - t0) / 60, 1)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    harness.write_summary(args.out, summary)
     print_table(summary, args)
     return 0
 
 
 def print_table(summary: dict, args) -> None:
     st = summary["setup"]
-    print("\nBars")
-    for d, b in summary["bars"].items():
-        print(f"  {d}: {json.dumps(b)}")
     print(f"\nCoTT and baselines, {st['student']} ({st['layers']} layers), {st['seeds']} seeds, {st['n_train']} train / "
           f"{st['n_test']} test questions per seed, {summary['minutes']} min -> {args.out / 'summary.json'}")
     print(f"{'data':8} {'variant':20} {'macro-F1':>8} {'95% CI':>13} {'sd':>5} {'acc':>6} {'inter acc':>9}  seeds")
@@ -227,6 +212,7 @@ def print_table(summary: dict, args) -> None:
             inter = f"{r['intermediate_accuracy']:9.2f}" if "intermediate_accuracy" in r else f"{'-':>9}"
             print(f"{d:8} {v:20} {r['macro_f1']:8.2f} {r['ci95'][0]:6.1f}-{r['ci95'][1]:<6.1f} {r['sd']:5.2f} "
                   f"{r['accuracy']:6.2f} {inter}  {' '.join(f'{x:.1f}' for x in r['seeds'])}")
+    harness.print_bars(summary["bars"])
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from cotdistill.config import default_recipe, load_config
+import harness
+from cotdistill.config import default_recipe
 from cotdistill.curate import curate, teacher_answer
-from cotdistill.io import write_json
 from cotdistill.pipeline import Run
 from cotdistill.tasks.answers import is_correct, normalize_gold
 from cotdistill.tasks.benchmarks import load_benchmark
@@ -74,10 +74,10 @@ def lm_bars(tasks: dict) -> dict:
         if not st:
             continue
         d, c = st["direct"]["accuracy"], st["ft_cot"]["accuracy"]
-        bars[f"{task}: ft_cot > direct"] = {"value": round(c - d, 2), "bar": 0, "met": c > d}
+        bars[f"{task}: ft_cot > direct"] = harness.bar(round(c - d, 2), 0, c > d)
         if task in LM_FT_COT_BARS:
             op, bar = LM_FT_COT_BARS[task]
-            bars[f"{task}: ft_cot {op} {bar}"] = {"value": c, "bar": bar, "met": c >= bar if op == ">=" else c > bar}
+            bars[f"{task}: ft_cot {op} {bar}"] = harness.bar(c, bar, c >= bar if op == ">=" else c > bar)
     return bars
 
 
@@ -102,7 +102,7 @@ def replay_records(data: Path, task: str) -> list[dict]:
         choices = choices_from_question(s["question"]) if kind.value == "choice" else None
         exs.append(Example(id=f"{task}-{key}", question=s["question"], answer=str(s["answer"]), kind=kind,
                            choices=choices, metadata={"index": int(key)}))
-    cfg = load_config(None, ["teacher.backend=replay", f"teacher.path={teacher_file(data, task)}"])
+    cfg = harness.config({"teacher": {"backend": "replay", "path": str(teacher_file(data, task))}})
     recs = generate_rationales(exs, teacher, build_prompting(cfg.teacher, task))
     for r, e in zip(recs, exs):
         r["index"] = e.metadata["index"]
@@ -126,16 +126,14 @@ def kept_counts(data: Path, task: str, recs: list[dict]) -> dict:
     return {"train_questions": stats.questions, "kept": stats.kept, "dropped": dict(stats.dropped)}
 
 
-def train_students(data: Path, out: Path, task: str, student: str, train: list[str], layers: int | None) -> dict:
+def train_students(data: Path, out: Path, task: str, student: str, setup: dict, layers: int | None) -> dict:
     # Date Understanding's release shuffled the options: its questions come from the teacher file.
-    source = ["task.source=release", f"task.path={teacher_file(data, task)}"] if task in RELEASE_RENDERED \
-        else ["task.source=benchmark"]
-    cfg = load_config(None, [
-        f"out={out / 'students' / task}", *source, f"task.name={task}", f"task.data_dir={data}",
-        "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
-        f"student.model={student}", *([f"student.layers={layers}"] if layers else []), *train,
-        "methods=[direct, ft_cot]",
-    ])
+    source = {"source": "release", "path": str(teacher_file(data, task))} if task in RELEASE_RENDERED \
+        else {"source": "benchmark"}
+    cfg = harness.config({
+        "out": str(out / "students" / task), "task": {**source, "name": task, "data_dir": str(data), "n_train": 0},
+        "teacher": {"backend": "replay", "path": str(teacher_file(data, task))},
+        "student": harness.student_section(student, layers), "methods": ["direct", "ft_cot"]}, setup)
     t0 = time.time()
     s = Run(cfg).run_all()
     keep = ("accuracy", "ci95", "train_pairs", "n", "steps", "best_step", "mean_generated_tokens", "no_answer")
@@ -148,21 +146,15 @@ def _fmt(x) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=Path("runs/replay"))
-    ap.add_argument("--student", default="preset:tiny", help="preset:NAME (from scratch), pretrained:NAME, or a path")
-    ap.add_argument("--layers", type=int, default=None, help="pretrained students: keep this many layers")
+    ap = harness.parser(__doc__, "replay", student="preset:tiny", data=True, steps=None,
+                        quick="smoke run: teacher figures plus 4-step students")
     ap.add_argument("--tasks", nargs="+", default=None, help=f"tasks that train students (default: {SCRATCH_TASKS} "
                     "for presets, all seven otherwise)")
-    ap.add_argument("--steps", type=int, default=None, help="optimizer steps per method (default: 1000 for presets; "
-                    "pretrained students train by the pretrained recipe's epochs)")
     ap.add_argument("--epochs", type=float, default=None, help="passes over the training pairs instead of --steps")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores); 1 leaves a core "
                     "for another job")
     ap.add_argument("--preset", default=None, help=argparse.SUPPRESS)  # old spelling of --student preset:NAME
-    ap.add_argument("--quick", action="store_true", help="smoke run: teacher figures plus 4-step students")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
     if not teacher_file(args.data, "coin_flip").exists():
         print(f"no teacher files under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
@@ -179,31 +171,32 @@ def main(argv=None) -> int:
         return 2
     if scratch:  # the from-scratch setting the README's first rows were measured with
         steps = args.steps or 1000
-        train = [f"train.max_steps={steps}", f"train.eval_every={max(10, steps // 6)}", "train.batch_size=32",
-                 f"train.warmup_steps={min(50, steps // 4)}", "train.learning_rate=0.002"]
+        train = {"max_steps": steps, "eval_every": max(10, steps // 6), "batch_size": 32,
+                 "warmup_steps": min(50, steps // 4), "learning_rate": 0.002}
     else:
-        train = [f"train.max_steps={args.steps}", "train.epochs=null"] if args.steps else []
+        train = {"max_steps": args.steps, "epochs": None} if args.steps else {}
     if args.epochs:
-        train.append(f"train.epochs={args.epochs}")
-    train.append("train.keep_checkpoints=false")
+        train["epochs"] = args.epochs
+    train["keep_checkpoints"] = False
     if args.threads:
-        train.append(f"train.threads={args.threads}")
-    if args.quick:  # a smoke run: 30 test questions, short answers
-        train += ["eval.max_new_tokens=16", "task.n_test_max=30", "task.sample=random", "train.eval_every=2",
-                  *([] if scratch else ["train.batch_size=4"])]  # it checks that every part runs
+        train["threads"] = args.threads
+    setup: dict = {"train": train}
+    if args.quick:  # a smoke run: 30 test questions, short answers; it checks that every part runs
+        setup = harness.merge(setup, {"eval": {"max_new_tokens": 16}, "task": {"n_test_max": 30, "sample": "random"},
+                                      "train": {"eval_every": 2, **({} if scratch else {"batch_size": 4})}})
     t0 = time.time()
-    summary: dict = {"tasks": {}, "student_setup": {"student": student, "layers": args.layers, "train": train}}
+    summary: dict = {"tasks": {}, "student_setup": {"student": student, "layers": args.layers, "setup": setup}}
     for task in TASKS:
         recs = replay_records(args.data, task)
         summary["tasks"][task] = {**teacher_accuracy(task, recs), **kept_counts(args.data, task, recs)}
-    write_json(args.out / "summary.json", summary)
+    harness.write_summary(args.out, summary)
     for task in tasks:
-        summary["tasks"][task]["students"] = train_students(args.data, args.out, task, student, train, args.layers)
+        summary["tasks"][task]["students"] = train_students(args.data, args.out, task, student, setup, args.layers)
         summary["tasks"][task]["paper_gpt2_124m_ft_cot"] = PAPER_GPT2.get(task)
         summary["tasks"][task]["paper_flan_t5_small_ft_cot"] = PAPER_FLAN_T5_SMALL.get(task)
         if language_model:
             summary["bars"] = lm_bars(summary["tasks"])
-        write_json(args.out / "summary.json", summary)  # a long run keeps what it finished
+        harness.write_summary(args.out, summary)  # a long run keeps what it finished
 
     print("\nTeacher accuracy (text-davinci-002 Zero-shot-CoT, all questions)")
     print(f"{'task':28} {'paper':>7} {'paper-mode':>10} {'default':>8} {'disagree':>8} {'train kept':>10}")
@@ -220,8 +213,7 @@ def main(argv=None) -> int:
               f"{st['direct']['steps']:>4}/{st['ft_cot']['steps']:<5} {st['minutes']:5.1f} "
               f"{_fmt(PAPER_GPT2.get(task)):>12} {_fmt(PAPER_FLAN_T5_SMALL.get(task)):>16}"
               + "".join(f"  {' / '.join(_fmt(x) for x in rows.get(task, (None, None))):>32}" for rows in earlier.values()))
-    for name, b in summary.get("bars", {}).items():
-        print(f"bar {name}: {b['value']} ({'MET' if b['met'] else 'NOT met'})")
+    harness.print_bars(summary.get("bars", {}))
     print(f"\n({time.time() - t0:.0f} s) -> {args.out / 'summary.json'}")
     return 0
 

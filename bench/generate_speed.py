@@ -6,31 +6,31 @@ the prompts are `ft_cot` prompts of a synthetic task. Every mode generates greed
 cache through `cotdistill.hf.generate`, the function evaluation uses. Reported: generated tokens
 per second (tokens up to and including the end of each answer), as ratios to one-at-a-time.
 
-    python bench/generate_speed.py --out runs/generate_speed [--student preset:small] [--batch 128] [--quick]
+    python bench/generate_speed.py --out runs/generate_speed [--student preset:small] [--batch-size 128] [--quick]
 
 Prints the table last; writes OUT/summary.json = {"tokens_per_s": {...}, "ratio_to_one_at_a_time":
 {...}, "stop_string_cost": ..., "bars": {...}, "setup": {...}}.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from cotdistill.config import load_config
 from cotdistill.hf import generate
-from cotdistill.io import write_json
 from cotdistill.students import load_student
 from cotdistill.tasks import load_task
+
+sys.path.insert(0, str(Path(__file__).parent))
+import harness  # noqa: E402  (bench/ is not a package)
 
 STOP = ["\nQ:"]
 
 
 def prompts(n: int) -> list[str]:
-    cfg = load_config(None, ["task.name=arithmetic", f"task.n_train={n}", "task.n_test=1", "methods=[ft_cot]"])
+    cfg = harness.config({"task": {"name": "arithmetic", "n_train": n, "n_test": 1}, "methods": ["ft_cot"]})
     train, _ = load_task(cfg.task)
     return [cfg.method("ft_cot").source(e, False) for e in train[:n]]
 
@@ -43,16 +43,14 @@ def timed(model, tok, ps, seq2seq, batch, max_new, stop=()) -> tuple[float, int,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--out", type=Path, default=Path("runs/generate_speed"))
-    ap.add_argument("--student", default="preset:small", help="preset:NAME or a trained student's folder")
+    ap = harness.parser(__doc__, "generate_speed", student="preset:small", batch_size=128,
+                        quick="smoke run: tiny student, 8 questions, 12 tokens")
     ap.add_argument("--questions", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3, help="batched runs per mode; the fastest counts")
-    ap.add_argument("--quick", action="store_true", help="smoke run: tiny student, 8 questions, 12 tokens")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
+    args.batch = args.batch_size  # generation batch
     if args.quick:
         args.student, args.questions, args.batch, args.max_new_tokens = "preset:tiny", 8, 8, 12
     if args.threads:
@@ -80,8 +78,9 @@ def main(argv=None) -> int:
     # Stop strings are checked on the decoded tail of every row after every step: the cost is
     # the time per generated token with them over without.
     stop_cost = round((dts / max(1, ns)) / (dtb / max(1, nb)), 3)
-    bars = {f"batch {args.batch} >= 15x one at a time": ratio[f"batch_{args.batch}"] >= 15}
-    write_json(args.out / "summary.json", {
+    r = ratio[f"batch_{args.batch}"]
+    bars = {f"batch {args.batch} >= 15x one at a time": harness.bar(r, 15, r >= 15)}
+    harness.write_summary(args.out, {
         "tokens_per_s": {k: round(v, 1) for k, v in tps.items()}, "ratio_to_one_at_a_time": ratio,
         "stop_string_cost": stop_cost, "same_text_batched_and_alone": f"{same}/{len(ps)}", "bars": bars,
         "setup": {"student": args.student, "questions": len(ps), "max_new_tokens": args.max_new_tokens,
@@ -89,12 +88,10 @@ def main(argv=None) -> int:
                   "quick": args.quick}})
     print(f"{len(ps)} questions, {args.student}, up to {args.max_new_tokens} new tokens; "
           f"{same}/{len(ps)} answers identical batched and alone")
-    print(f"\n{'mode':<20} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'x one':>6}")
-    for k, (dt, n) in rows.items():
-        print(f"{k:<20} {n:>7} {dt:>8.2f} {tps[k]:>9.0f} {ratio[k]:>6.2f}")
+    harness.print_table(["mode", "tokens", "seconds", "tokens/s", "x one"],
+                        [[k, n, f"{dt:.2f}", f"{tps[k]:.0f}", f"{ratio[k]:.2f}"] for k, (dt, n) in rows.items()])
     print(f"stop strings {STOP!r}: {stop_cost:.3f} x the time per token without them")
-    for k, ok in bars.items():
-        print(f"bar {k}: {'MET' if ok else 'NOT met'}")
+    harness.print_bars(bars)
     return 0
 
 

@@ -12,30 +12,29 @@ read. The setting with the lowest mean validation loss is the recipe's.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from cotdistill.config import load_config
-from cotdistill.evaluate import predict, summarize
-from cotdistill.io import write_json
-from cotdistill.pipeline import Run
-
 sys.path.insert(0, str(Path(__file__).parent))
-from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
+import harness  # noqa: E402  (bench/ is not a package)
+from finetune_cot_replay import teacher_file  # noqa: E402
+
+from cotdistill.evaluate import predict, summarize  # noqa: E402
+from cotdistill.pipeline import Run  # noqa: E402
 
 
 def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: float, scale: float,
-        epochs: float, extra: list[str]) -> dict:
+        epochs: float, extra: dict, overrides: list[str]) -> dict:
     """Train one setting (a rerun reuses a finished one) and score it on the validation questions."""
-    cfg = load_config(None, [
-        f"out={out / task / (f'lr{lr:g}' + (f'-x{scale:g}' if scale != 1 else ''))}", "task.source=benchmark", f"task.name={task}", f"task.data_dir={data}",
-        "task.n_train=0", "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}",
-        f"student.model={student}", *([f"student.layers={layers}"] if layers else []),
-        f"train.learning_rate={lr}", f"train.new_parts_lr_scale={scale}", f"train.epochs={epochs}", "methods=[ft_cot]", *extra,
-    ])
+    cfg = harness.config({
+        "out": str(out / task / (f"lr{lr:g}" + (f"-x{scale:g}" if scale != 1 else ""))),
+        "task": {"source": "benchmark", "name": task, "data_dir": str(data), "n_train": 0},
+        "teacher": {"backend": "replay", "path": str(teacher_file(data, task))},
+        "student": harness.student_section(student, layers),
+        "train": {"learning_rate": lr, "new_parts_lr_scale": scale, "epochs": epochs}, "methods": ["ft_cot"]},
+        extra, overrides=overrides)
     run = Run(cfg)
     t0 = time.time()
     train, _, curated = run.prepare()
@@ -54,11 +53,8 @@ def one(data: Path, out: Path, task: str, student: str, layers: int | None, lr: 
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=Path("runs/recipe"))
-    ap.add_argument("--student", default="pretrained:minilm-seq2seq")
-    ap.add_argument("--layers", type=int, default=None, help="keep this many layers (default: all)")
+    ap = harness.parser(__doc__, "recipe", student="pretrained:minilm-seq2seq", data=True,
+                        quick="smoke run: 1 layer, a few steps on 40 questions")
     ap.add_argument("--lrs", type=float, nargs="+", default=[5e-5, 1e-4, 3e-4])
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0],
                     help="learning-rate multipliers for the warm start's new parts (train.new_parts_lr_scale)")
@@ -66,28 +62,28 @@ def main(argv=None) -> int:
     ap.add_argument("--tasks", nargs="+", default=["coin_flip"])
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for every setting, e.g. train.bf16=true (repeatable; recorded in summary.json)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 1 layer, a few steps on 40 questions")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
     if not teacher_file(args.data, "coin_flip").exists():
         print(f"no teacher files under {args.data}; pass --data pointing at shared/data", file=sys.stderr)
         return 2
-    extra = ["train.keep_checkpoints=false", *args.sets]
+    extra: dict = {"train": {"keep_checkpoints": False}}
     if args.quick:
-        extra += ["task.n_train=40", "train.eval_every=2", "eval.max_new_tokens=8", "train.batch_size=8"]
+        extra = harness.merge(extra, {"task": {"n_train": 40}, "train": {"eval_every": 2, "batch_size": 8},
+                                      "eval": {"max_new_tokens": 8}})
     layers, epochs = (1, 0.5) if args.quick else (args.layers, args.epochs)
     results: dict = {}
     settings = [(lr, scale) for lr in args.lrs for scale in args.scales]
     for task in args.tasks:
-        results[task] = [one(args.data, args.out, task, args.student, layers, lr, scale, epochs, extra)
+        results[task] = [one(args.data, args.out, task, args.student, layers, lr, scale, epochs, extra, args.sets)
                          for lr, scale in settings]
-        write_json(args.out / "summary.json", {"student": args.student, "layers": layers, "epochs": epochs,
+        harness.write_summary(args.out, {"student": args.student, "layers": layers, "epochs": epochs,
                                                 "overrides": args.sets, "tasks": results})
     mean_loss = {key(lr, scale): sum(r["best_val_loss"] for t in results.values() for r in t
                                      if (r["lr"], r["scale"]) == (lr, scale)) / len(results)
                  for lr, scale in settings}
     best_lr, best_scale = min(settings, key=lambda s: mean_loss[key(*s)])
     chosen = {"learning_rate": best_lr, "new_parts_lr_scale": best_scale}
-    write_json(args.out / "summary.json", {"student": args.student, "layers": layers, "epochs": epochs,
+    harness.write_summary(args.out, {"student": args.student, "layers": layers, "epochs": epochs,
                                             "overrides": args.sets, "tasks": results, "mean_val_loss": mean_loss,
                                             "chosen": chosen})
     print(f"\nft_cot, {args.student} ({layers} layers), {epochs} epochs; validation split only")

@@ -7,7 +7,7 @@ question is answered; one client alone measures the latency batching adds when n
 Without `--run`, the demo's `ft_cot` student is trained first (3,000 steps: about 3 minutes on 2 cores).
 
     python bench/serve_throughput.py --out runs/serve_throughput [--run CONFIG] [--method ft_cot]
-        [--clients 16] [--questions 128] [--quick]
+        [--clients 16] [--questions 128] [--steps 3000] [--quick]
 
 Prints the table last; writes OUT/summary.json = {"settings": {NAME: {"clients": c,
 "questions_per_s": q, "latency_p50_s": ..., "latency_p95_s": ...}}, "ratio": {...},
@@ -15,7 +15,6 @@ Prints the table last; writes OUT/summary.json = {"settings": {NAME: {"clients":
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -28,14 +27,17 @@ from pathlib import Path
 
 import httpx
 
-from cotdistill.io import write_json
+from cotdistill.runs import RunFolder
 from cotdistill.tasks.answers import is_correct, normalize_gold
 from cotdistill.tasks.schema import AnswerKind
+
+sys.path.insert(0, str(Path(__file__).parent))
+import harness  # noqa: E402  (bench/ is not a package)
 
 ENTRY = Path(sys.executable).parent / "cotdistill"
 # The demo's task and student (adding five numbers, preset:tiny), ft_cot only: it answers nearly
 # every question by 3,000 steps, so generations end where the answer does, as a real student's do.
-TRAIN = ["methods=[ft_cot]", "train.keep_checkpoints=false"]
+TRAIN = {"methods": ["ft_cot"], "train": {"keep_checkpoints": False}}
 
 
 def _free_port() -> int:
@@ -48,13 +50,12 @@ def train_default(out: Path, steps: int) -> Path:
     from importlib.resources import files
 
     demo = Path(str(files("cotdistill") / "configs" / "demo.yaml"))
-    over = [a for t in [*TRAIN, f"out={out / 'student'}", f"train.max_steps={steps}",
-                        f"train.eval_every={max(1, steps // 4)}"] for a in ("--set", t)]
+    sections = harness.merge(TRAIN, {"out": str(out / "student"),
+                                     "train": {"max_steps": steps, "eval_every": max(1, steps // 4)}})
+    over = [a for t in harness.flags(sections) for a in ("--set", t)]
     r = subprocess.run([str(ENTRY), "run", str(demo), *over], capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"training the default student failed:\n{r.stderr[-3000:]}")
-    from cotdistill.runs import RunFolder
-
     return RunFolder(out / "student").config
 
 
@@ -107,21 +108,19 @@ async def load(url: str, questions: list[str], clients: int) -> tuple[float, lis
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--out", type=Path, default=Path("runs/serve_throughput"))
+    ap = harness.parser(__doc__, "serve_throughput", steps=3000,
+                        quick="smoke run: 20 training steps, 12 questions, 4 clients")
     ap.add_argument("--run", type=Path, help="a trained run's config (default: train a tiny ft_cot student)")
     ap.add_argument("--method", default="ft_cot")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--questions", type=int, default=128)
     ap.add_argument("--max-batch", type=int, default=32)
-    ap.add_argument("--train-steps", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=None, help="torch threads of the server")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 20 training steps, 12 questions, 4 clients")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
     if args.quick:
-        args.train_steps, args.questions, args.clients, args.max_batch = 20, 12, 4, 8
-    config = args.run or train_default(args.out, args.train_steps)
-    test = config.parent / "data" / "test.jsonl"
+        args.steps, args.questions, args.clients, args.max_batch = 20, 12, 4, 8
+    config = args.run or train_default(args.out, args.steps)
+    test = RunFolder(config.parent).test
     records = [json.loads(l) for l in test.read_text().splitlines() if l.strip()][:args.questions]
     questions = [r["question"] for r in records]
     if not questions:
@@ -147,16 +146,15 @@ def main(argv=None) -> int:
     same = sum(x["generation"] == y["generation"] for x, y in zip(a, b))
     right = sum(is_correct(x["answer"], normalize_gold(r["answer"], r["kind"], r.get("choices")), AnswerKind(r["kind"]))
                 for x, r in zip(b, records))
-    write_json(args.out / "summary.json", {"settings": rows, "ratio": ratio, "same_answers": f"{same}/{len(a)}",
+    harness.write_summary(args.out, {"settings": rows, "ratio": ratio, "same_answers": f"{same}/{len(a)}",
                                            "served_accuracy": round(100 * right / len(b), 2),
                                            "setup": {"run": str(config), "method": args.method, "quick": args.quick,
                                                      "threads": args.threads}})
     print(f"{len(questions)} questions from {test}; {same}/{len(a)} generations identical batched and one at a "
           f"time; {right} answered right")
-    print(f"\n{'setting':<22} {'clients':>7} {'q/s':>8} {'p50 s':>7} {'p95 s':>7} {'largest batch':>13}")
-    for name, r in rows.items():
-        print(f"{name:<22} {r['clients']:>7} {r['questions_per_s']:>8.2f} {r['latency_p50_s']:>7.3f} "
-              f"{r['latency_p95_s']:>7.3f} {r['largest_batch']:>13}")
+    harness.print_table(["setting", "clients", "q/s", "p50 s", "p95 s", "largest batch"],
+                        [[name, r["clients"], f"{r['questions_per_s']:.2f}", f"{r['latency_p50_s']:.3f}",
+                          f"{r['latency_p95_s']:.3f}", r["largest_batch"]] for name, r in rows.items()])
     print(f"batched / one per generation: {ratio['throughput_batched_over_one']:.2f}x the questions per second")
     return 0
 

@@ -18,7 +18,6 @@ OUT/settings/NAME.json) are read back, so an interrupted run resumes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import shutil
@@ -36,7 +35,8 @@ from cotdistill.students.lora import add_lora
 from cotdistill.students.train import train_student
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_speed import curated_pairs, val_loss  # noqa: E402  (bench/ is not a package)
+import harness  # noqa: E402  (bench/ is not a package)
+from train_speed import curated_pairs, val_loss  # noqa: E402
 
 # name -> (bf16 autocast, LoRA, kept layers or None for all)
 SETTINGS = {
@@ -76,21 +76,15 @@ def measure(name: str, args, train, val, out: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--out", type=Path, default=Path("runs/student_speed"))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap = harness.parser(__doc__, "student_speed", student="pretrained:smollm2-135m", data=True, steps=40, batch_size=8,
+                        quick="smoke run: 2-layer student, 2 steps, synthetic data")
     ap.add_argument("--task", default="coin_flip", help="released rationales of this task (with --data)")
-    ap.add_argument("--student", default="pretrained:smollm2-135m")
-    ap.add_argument("--layers", type=int, default=None, help="keep this many layers in every setting (smoke runs)")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--lora-lr", type=float, default=5e-4)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    ap.add_argument("--quick", action="store_true", help="smoke run: 2-layer student, 2 steps, synthetic data")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
     if args.quick:
         args.steps, args.batch_size, args.layers, args.data = 2, 2, 2, args.out / "no-shared-data"
     if args.threads:
@@ -120,11 +114,11 @@ def main(argv=None) -> int:
                   "threads": torch.get_num_threads(), "quick": args.quick,
                   "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)},
     }
-    write_json(args.out / "summary.json", summary)
-    print(f"\n{'setting':<15} {'target tok/s':>12} {'x fp32':>7} {'val loss':>9} {'seconds':>8} {'trainable':>12}")
-    for k, r in results.items():
-        print(f"{k:<15} {r['target_tokens_per_s']:>12.0f} {summary['ratio_to_fp32'].get(k, float('nan')):>7.2f} "
-              f"{r['val_loss']:>9.4f} {r['seconds']:>8.1f} {r['trainable_parameters']:>12,}")
+    harness.write_summary(args.out, summary)
+    harness.print_table(["setting", "target tok/s", "x fp32", "val loss", "seconds", "trainable"],
+                        [[k, f"{r['target_tokens_per_s']:.0f}", f"{summary['ratio_to_fp32'].get(k, float('nan')):.2f}",
+                          f"{r['val_loss']:.4f}", f"{r['seconds']:.1f}", r["trainable_parameters"]]
+                         for k, r in results.items()])
     print(f"-> {args.out / 'summary.json'}")
     return 0
 

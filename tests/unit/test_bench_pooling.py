@@ -1,4 +1,4 @@
-"""The answer-first bench's pooling over seeds (pure functions; the smoke run covers the rest)."""
+"""Pooling over seeds (the bench harness) and the answer-first bench's per-part figures (pure functions; the smoke run covers the rest)."""
 import sys
 from pathlib import Path
 
@@ -7,6 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 af = pytest.importorskip("answer_first")
+harness = pytest.importorskip("harness")
 
 from cotdistill.tasks.schema import Example  # noqa: E402
 
@@ -21,7 +22,7 @@ def test_pool_seeds_means_accuracy_and_pools_the_interval():
     seed0 = [_pred(i, i < 9) for i in range(10)]  # 90%
     seed1 = [_pred(i, i < 7, tokens=20) for i in range(10)]  # 70%
     rows = [{"accuracy": 90.0, "steps": 5}, {"accuracy": 70.0, "steps": 5}]
-    out = af.pool_seeds(rows, [seed0, seed1], "ft_cot")
+    out = harness.pool_seeds(rows, [seed0, seed1], "ft_cot")
     assert out["accuracy"] == 80.0 and out["seed_accuracies"] == [90.0, 70.0]
     assert out["seed_sd"] == pytest.approx(14.14, abs=0.01)
     assert out["mean_generated_tokens"] == 15.0 and out["steps"] == 5
@@ -31,7 +32,7 @@ def test_pool_seeds_means_accuracy_and_pools_the_interval():
 
 def test_pool_seeds_single_seed_has_no_spread_and_keeps_routes():
     preds = [_pred(i, True, mode="post" if i < 3 else "pre") for i in range(10)]
-    out = af.pool_seeds([{"accuracy": 100.0, "steps": 1}], [preds], "adaptive")
+    out = harness.pool_seeds([{"accuracy": 100.0, "steps": 1}], [preds], "adaptive")
     assert out["seed_sd"] == 0.0 and out["post_fraction"] == 0.3 and set(out["by_mode"]) == {"pre", "post"}
 
 

@@ -278,6 +278,19 @@ class DualModule(nn.Module):
         self.es.tie_weights()
         self.as_.tie_weights()
 
+    def target_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(summed loss, number) of the target tokens of a batch, each row scored by its kind's student."""
+        from ..students.train import token_losses
+
+        total, n = torch.zeros(()), torch.zeros(())
+        for k, m in ((0, self.es), (1, self.as_)):
+            rows = batch["kind"] == k
+            if rows.any():
+                tok_loss, mask, _, _ = token_losses(m, {key: batch[key][rows] for key in
+                                                        ("input_ids", "attention_mask", "labels")})
+                total, n = total + (tok_loss * mask).sum().cpu(), n + mask.sum().cpu()
+        return total, n
+
     def forward(self, input_ids, attention_mask, labels, kind, **kw):
         losses, n = [], 0
         for k, m in ((0, self.es), (1, self.as_)):
@@ -322,10 +335,12 @@ class ASESDual(_Segmented):
     def training(self, model, tok, seq2seq, train, val, rationales, *, seed) -> TrainingParts:
         """Both students start from the same (pretrained or seeded) weights; each turn's loss goes to
         its kind's student."""
-        def encode(examples: list[Example], max_tokens: int) -> tuple[list[dict], int]:
+        def encode(items: list, max_tokens: int) -> tuple[list[dict], int]:
+            """Questions (all their turns) or (kind, pair) turns (the loss groups)."""
             feats, skipped = [], 0
-            for ex in examples:
-                for kind, pair in self.turns(ex, rationales.get(ex.id, []), seq2seq):
+            for item in items:
+                turns = self.turns(item, rationales.get(item.id, []), seq2seq) if isinstance(item, Example) else [item]
+                for kind, pair in turns:
                     f, s = encode_pairs([pair], tok, seq2seq, max_tokens)
                     skipped += s
                     feats.extend({**x, "kind": 0 if kind == ES else 1} for x in f)
@@ -336,9 +351,14 @@ class ASESDual(_Segmented):
         def collate(batch: list[dict]) -> dict:
             return {**base(batch), "kind": torch.tensor([b["kind"] for b in batch])}
 
+        groups: dict[str, list] = {}
+        for ex in val:  # the loss of each kind of turn, and of the answer step, as as_es logs it
+            for kind, pair in self.turns(ex, rationales.get(ex.id, []), seq2seq):
+                groups.setdefault(ANSWER if SEP in pair.target else kind, []).append((kind, pair))
         module = DualModule(model, copy.deepcopy(model))
         return TrainingParts(module, train, val, len(self.pairs(train, rationales, seq2seq)), encode=encode,
-                             collator=collate, info={"segments": self.segment_counts([*train, *val], rationales)})
+                             collator=collate, groups=groups,
+                             info={"segments": self.segment_counts([*train, *val], rationales)})
 
     def after_train(self, model, tok, seq2seq, held_out, model_dir: Path, *, parts, **kw) -> dict:
         parts.model.as_.save_pretrained(model_dir / AS_DIR)

@@ -151,9 +151,13 @@ class GroupLosses:
                     batch = self.collator(feats[i:i + self.batch_size])
                     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()
                              if k not in ("weights", "seq_idx")}
-                    tok_loss, mask, _, _ = token_losses(model, batch)
-                    total += float((tok_loss * mask).sum())
-                    count += float(mask.sum())
+                    if hasattr(model, "target_loss"):  # a method's own module: it knows its students
+                        loss_sum, n = model.target_loss(batch)
+                    else:
+                        tok_loss, mask, _, _ = token_losses(model, batch)
+                        loss_sum, n = (tok_loss * mask).sum(), mask.sum()
+                    total += float(loss_sum)
+                    count += float(n)
                 if count:
                     out[f"eval_loss_{name}"] = round(total / count, 4)
         model.train(was_training)
@@ -177,14 +181,16 @@ class GroupLosses:
 
 
 def train_student(
-    model, tok, seq2seq: bool, train_pairs: list[Pair], val_pairs: list[Pair], cfg, out_dir: str | Path,
+    model, tok, seq2seq: bool, train_pairs: list, val_pairs: list, cfg, out_dir: str | Path,
     progress: Callable[[int], None] | None = None, encode: Callable[[list, int], tuple[list[dict], int]] | None = None,
-    collator: Callable[[list[dict]], dict] | None = None, groups: dict[str, list[Pair]] | None = None,
+    collator: Callable[[list[dict]], dict] | None = None, groups: dict[str, list] | None = None,
 ) -> TrainResult:
-    """Train on text pairs, or, for a method that owns its inputs and loss (masked-LM methods),
-    on whatever `encode(items, max_tokens) -> (features, skipped)` makes of its items, batched by
-    `collator`, with `model` a module whose forward returns {"loss": ...}. `groups` (text pairs
-    only): validation pairs by name whose loss is logged at every evaluation (`GroupLosses`)."""
+    """Train on text pairs, or, for a method that owns its inputs and loss (methods/base.py
+    TrainingParts), on whatever `encode(items, max_tokens) -> (features, skipped)` makes of its
+    items, batched by `collator`, with `model` a module whose forward returns {"loss": ...}.
+    `groups`: validation items by name (pairs, or items `encode` takes) whose loss per target token
+    is logged at every evaluation (`GroupLosses`; a module of the method's own gives it with
+    `target_loss(batch) -> (sum, tokens)`)."""
     from transformers import Seq2SeqTrainingArguments, TrainerCallback, TrainingArguments
 
     out_dir = Path(out_dir)
@@ -251,8 +257,8 @@ def train_student(
     if collator is None:
         collator = PackedCollator() if packed else Collator(tok.pad_token_id)
     callbacks = [Hooks(), *_tensorboard(cfg, out_dir)]
-    if groups and has_val and not own_batches:
-        # Group pairs share the validation rows' limit; a pair over it is left out of its group's
+    if groups and has_val:
+        # Group items share the validation rows' limit; one over it is left out of its group's
         # figure (its whole row was already counted in skipped_overlong).
         encoded = {name: encode(pairs, limit)[0] for name, pairs in groups.items()}
         callbacks.append(GroupLosses(encoded, collator, cfg.batch_size * 2).callback())
