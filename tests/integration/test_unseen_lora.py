@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def lora_cfg(out, *extra):
-    return load_config(None, [f"out={out}", "task.name=last_letters", "task.params={}", "task.n_train=60",
+    return load_config(None, [f"out={out}", "task.name=last_letters", "task.n_train=60",
                               "task.n_test=8", "methods=[ft_cot]", "train.max_steps=6", "train.eval_every=3",
                               "train.batch_size=8", "eval.max_new_tokens=8", "student.lora={r: 4}", *extra])
 
