@@ -22,7 +22,6 @@ Every stage is a run folder under OUT and resumes: a rerun trains only what is m
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -186,7 +185,7 @@ def main(argv=None) -> int:
     t2 = time.time()
     c, key = continual(args), continual_key(args)
     minutes[key] = round((time.time() - t2) / 60, 1)
-    old = json.loads((args.out / "summary.json").read_text()) if (args.out / "summary.json").exists() else {}
+    old = harness.read_summary(args.out)
     parts = continual_parts(old if old.get("setup", {}).get("quick") == args.quick else {}, key, c)
     summary = {"unseen": {k: ({kk: vv for kk, vv in v.items() if kk != "setup"} if isinstance(v, dict) else v)
                           for k, v in u.items()},

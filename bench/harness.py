@@ -93,6 +93,12 @@ def bar(value: Any, target: Any, met: bool) -> dict:
     return {"value": value, "bar": target, "met": bool(met)}
 
 
+def read_summary(out: Path) -> dict:
+    """OUT/summary.json of an earlier run of the bench, or {} (a bench that adds to its figures)."""
+    path = Path(out) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def write_summary(out: Path, summary: dict) -> Path:
     """OUT/summary.json, whole or not at all; its bars must have the shared shape."""
     from cotdistill.io import write_json

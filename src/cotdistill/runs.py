@@ -29,18 +29,20 @@ class MethodFolder:
     """OUT/METHOD: one method's training and evaluation."""
 
     def __init__(self, root: Path):
+        from .students.train import CHECKPOINTS, LOG_FILE, LOGS_DIR
+
         self.root = root
         self.name = root.name
-        self.checkpoints = root / "checkpoints"
+        self.checkpoints = root / CHECKPOINTS
         self.model = root / "model"
         self.model_partial = root / "model.partial"  # saved whole, then moved into place as model/
         self.train_info = root / "train_info.json"
-        self.train_log = root / "train_log.jsonl"
+        self.train_log = root / LOG_FILE
         self.fingerprint = root / "train_fingerprint.json"
         self.predictions = root / "predictions.jsonl"
         self.metrics = root / "metrics.json"
         self.evaluation = root / "evaluation.json"  # what a finished evaluation was made from
-        self.logs = root / "logs"  # TensorBoard
+        self.logs = root / LOGS_DIR  # TensorBoard
 
     def holds_training(self) -> bool:
         """Whether anything trained is here (a checkpoint, a model, its training info)."""

@@ -18,11 +18,13 @@ import torch
 from .. import hf  # noqa: F401  (its warning filters apply to training too)
 from ..errors import ConfigError, DataError
 from ..io import read_jsonl_list
-from .data import Collator, Pair, encode_pairs
+from .data import Collator, encode_pairs
 from .packing import PackedCollator, can_pack, packed_attention
 from .pretrained import NEW_PARTS_ATTR
 
 log = logging.getLogger(__name__)
+# What the loop writes in the folder it trains in (runs.MethodFolder names them for everyone else).
+CHECKPOINTS = "checkpoints"  # the Trainer's checkpoints, resumed from
 LOG_FILE = "train_log.jsonl"  # written by the caller next to `checkpoints/`
 LOGS_DIR = "logs"  # TensorBoard event files (train.report_to: [tensorboard])
 
@@ -217,7 +219,7 @@ def train_student(
     lengths = [len(f["input_ids"]) + (len(f["labels"]) if seq2seq and isinstance(f.get("labels"), list) else 0)
                for f in train_feats if "input_ids" in f]  # a method's own features may hold several views
     per_example = round(sum(lengths) / len(lengths), 1) if lengths else None
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = out_dir / CHECKPOINTS
     last = last_checkpoint(ckpt_dir) if cfg.resume else None
     if last is not None:
         done = _finished(model, last, ckpt_dir, cfg.max_steps)
@@ -240,7 +242,7 @@ def train_student(
     has_val = bool(val_feats)
     every = min(cfg.eval_every, cfg.max_steps)
     args = (Seq2SeqTrainingArguments if seq2seq else TrainingArguments)(
-        output_dir=str(out_dir / "checkpoints"), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        output_dir=str(ckpt_dir), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size * 2, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
         lr_scheduler_type=_SCHEDULES[cfg.lr_schedule], weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed,
         eval_strategy="steps" if has_val else "no", eval_steps=every, save_strategy="steps", save_steps=every,
