@@ -3,9 +3,9 @@ its settings a trained checkpoint depends on. Low-level on purpose: the task sou
 backends declare their options with it, below the config that composes them."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Marks a setting a trained checkpoint does not depend on (how fast, how often, where logs go): a
 # rerun that changes it resumes the checkpoints instead of refusing them (OUT/METHOD/train_fingerprint.json).
@@ -25,3 +25,19 @@ class Strict(BaseModel):
         keep = {n for n, f in type(self).model_fields.items()
                 if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("keeps_weights")}
         return self.model_dump(mode="json", exclude=keep)
+
+
+class PlugIn(Strict):
+    """The options of a plug-in chosen by a tag field (a task source, a teacher backend): `needs`
+    names the options it cannot do without, refused by name when unset."""
+
+    section: ClassVar[str]  # the config section: "task", "teacher"
+    tag: ClassVar[str]  # the field that names the plug-in: "source", "backend"
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _needs(self):
+        for need in self.needs:
+            if not getattr(self, need):
+                raise ValueError(f"{self.section}.{self.tag} {getattr(self, self.tag)!r} needs `{self.section}.{need}`")
+        return self

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..errors import CotDistillError, DataError
 from ..io import path_problems
 from ..registry import Registry
-from ..settings import Strict
+from ..settings import PlugIn
 from .mixture import sample_in_order
 from .schema import AnswerKind, Example
 
@@ -26,7 +26,7 @@ HELP = ("synthetic: built-in generator; benchmark: a Fine-tune-CoT benchmark fro
         "BIG-bench task folder (or task.json) at `path`; mixture: the tasks of `mixture`, one student for all")
 
 
-class TaskSource(Strict):
+class TaskSource(PlugIn):
     """The options every source has, and what a source must say about itself."""
 
     source: str
@@ -39,14 +39,7 @@ class TaskSource(Strict):
                                                "first ones in file order, or a random sample drawn with `seed`")
     seed: int = 0
 
-    needs: ClassVar[tuple[str, ...]] = ()  # options this source cannot do without
-
-    @model_validator(mode="after")
-    def _needs(self):
-        for need in self.needs:
-            if not getattr(self, need):
-                raise ValueError(f"task.source {self.source!r} needs `task.{need}`")
-        return self
+    section, tag = "task", "source"
 
     @property
     def display_name(self) -> str:

@@ -8,20 +8,20 @@ Options every backend has (prompting, sampling, the cache, prices) live on `Teac
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from ..errors import ConfigError
 from ..io import path_problems
 from ..registry import Registry
-from ..settings import Setting, Strict
+from ..settings import PlugIn, Setting
 from .base import Teacher
 
 HELP = "dataset: rationales the examples carry (metadata.rationale / human_rationale)"
 
 
-class TeacherBackend(Strict):
+class TeacherBackend(PlugIn):
     backend: str
     price_prompt_per_1m: float = Field(0.0, ge=0, description="USD per million prompt tokens, for cost estimates")
     price_completion_per_1m: float = Field(0.0, ge=0, description="USD per million completion tokens")
@@ -37,13 +37,10 @@ class TeacherBackend(Strict):
     seed: int | None = 0
     cache: str | None = Setting(None, description="SQLite cache path (default: OUT/teacher_cache.sqlite)")
 
-    needs: ClassVar[tuple[str, ...]] = ()  # options this backend cannot do without
+    section, tag = "teacher", "backend"
 
     @model_validator(mode="after")
-    def _needs(self):
-        for need in self.needs:
-            if not getattr(self, need):
-                raise ValueError(f"teacher.backend {self.backend!r} needs `teacher.{need}`")
+    def _exemplars(self):
         if self.prompt in ("few_shot_cot", "answer_given") and not self.exemplars:
             raise ValueError(f"teacher.prompt {self.prompt!r} needs `teacher.exemplars`")
         return self
