@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from . import __version__
-from .config import RETIRED_DEFAULTS, RunConfig, config_defaults, dump_config
+from .config import RunConfig, config_defaults, dump_config
 from .errors import ConfigError, DataError
 from .io import ordinary_modes, read_jsonl_list, write_json, write_jsonl
 from .methods import needs_rationales
@@ -86,15 +86,12 @@ class Run:
 
         f = self.folder
         if f.has_data():
-            check_same(f.task_stamp, self.cfg.task.model_dump(mode="json"), "task", defaults=config_defaults(self.cfg.task),
-                       retired=RETIRED_DEFAULTS)
-            f.check_sources(self.cfg.task.files())
+            f.check_data(self.cfg.task)
             return self._read_examples(f.train), self._read_examples(f.test)
         train, test = load_task(self.cfg.task)
         write_jsonl(f.test, [e.model_dump(mode="json") for e in test])
         write_jsonl(f.train, [e.model_dump(mode="json") for e in train])
-        f.stamp_sources(self.cfg.task.files())
-        write_json(f.task_stamp, self.cfg.task.model_dump(mode="json"))
+        f.stamp_data(self.cfg.task)
         f.config.write_text(dump_config(self.cfg))
         return train, test
 
@@ -168,7 +165,7 @@ class Run:
                        "teacher": cfg.teacher.fingerprint(), "train": cfg.train.fingerprint(),
                        "method_options": method.training_options()}
         defaults = {k: config_defaults(method.opts if k == "method_options" else getattr(cfg, k)) for k in fingerprint}
-        self.folder.method(method_name).check_fingerprint(fingerprint, defaults, retired=RETIRED_DEFAULTS)
+        self.folder.method(method_name).check_fingerprint(fingerprint, defaults)
 
     def train(self, method_name: str, train: list[Example], curated: list[dict]) -> dict:
         """Trains one method's student (resuming its checkpoints) and saves it in METHOD/model."""

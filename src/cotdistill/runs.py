@@ -19,6 +19,7 @@ import json
 import logging
 from pathlib import Path
 
+from .config import RETIRED_DEFAULTS, config_defaults
 from .errors import ConfigError, CotDistillError, DataError
 from .io import read_jsonl_list, write_json
 
@@ -50,13 +51,13 @@ class MethodFolder:
         return (self.model.exists() or self.train_info.exists()
                 or (ck.is_dir() and any(p.name.startswith("checkpoint-") for p in ck.iterdir())))
 
-    def check_fingerprint(self, fingerprint: dict, defaults: dict, retired: dict | None = None) -> None:
+    def check_fingerprint(self, fingerprint: dict, defaults: dict) -> None:
         """Checkpoints only resume a run of the same student, data and hyper-parameters: stamps the
         folder, or refuses one stamped otherwise. A stamp from a run that failed before its first
         checkpoint guards nothing and is replaced."""
         if not self.holds_training():
             self.fingerprint.unlink(missing_ok=True)
-        check_same(self.fingerprint, fingerprint, "training setup", defaults=defaults, retired=retired)
+        check_same(self.fingerprint, fingerprint, "training setup", defaults=defaults, retired=RETIRED_DEFAULTS)
 
     def forget_training(self) -> None:
         """train.resume: false: start over (checkpoints and their stamp go; a finished model stays
@@ -148,6 +149,18 @@ class RunFolder:
             raise DataError(f"{path}: not found; run the earlier stage first (cotdistill run / generate / curate)")
         return read_jsonl_list(path, required=required)
 
+    def check_data(self, task) -> None:
+        """OUT/data holds this task's examples: refuse it for another task, or once a data file it
+        was read from has changed."""
+        check_same(self.task_stamp, task.model_dump(mode="json"), "task", defaults=config_defaults(task),
+                   retired=RETIRED_DEFAULTS)
+        self.check_sources(task.files())
+
+    def stamp_data(self, task) -> None:
+        """What OUT/data was made from: the task section and its data files' digests."""
+        write_json(self.sources_stamp, file_digests(task.files()))
+        write_json(self.task_stamp, task.model_dump(mode="json"))
+
     def check_sources(self, files: list[Path]) -> None:
         """OUT/data is a copy of the task's files: refuse to go on from it once a file it was made
         from has changed (a fixed label, say), rather than train on the stale copy unawares."""
@@ -160,9 +173,6 @@ class RunFolder:
             raise ConfigError(f"{', '.join(changed)} changed since {stamp.parent} was made from it; the run folder's "
                               f"copy is stale: delete {stamp.parent} (and any trained method folders) to load the file "
                               f"again, or use a new `out` folder")
-
-    def stamp_sources(self, files: list[Path]) -> None:
-        write_json(self.sources_stamp, file_digests(files))
 
 
 def file_digests(files: list[Path]) -> dict[str, str]:
