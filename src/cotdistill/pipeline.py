@@ -313,10 +313,6 @@ class Run:
                 "eval": self.cfg.eval.model_dump(mode="json"), "max_new_tokens": self.eval_max_new_tokens(method_name),
                 "method_options": self.cfg.method_options.get(method_name, {}), "version": __version__}
 
-    def trained_model_dir(self, method_name: str, model_dir: str | Path | None = None) -> Path:
-        """The folder of a trained student: `model_dir` (e.g. `--model`), else OUT/METHOD/model."""
-        return self.folder.method(method_name).trained_model(model_dir)
-
     def load_method(self, method_name: str, model_dir: Path):
         """(method, model, tokenizer, is_seq2seq) ready to `predict`: the student and what its
         method saved beside it (label heads, a perception module)."""

@@ -50,7 +50,7 @@ class Student:
             raise DataError(f"method {method_name!r} is not in this run's methods ({', '.join(run.cfg.methods)})")
         self.method_name = method_name
         self.name = name or method_name
-        self.model_dir = run.trained_model_dir(method_name, model_dir)
+        self.model_dir = run.folder.method(method_name).trained_model(model_dir)
         self.method, self.model, self.tok, self.seq2seq = run.load_method(method_name, self.model_dir)
         self.max_new_tokens = max_new_tokens or run.eval_max_new_tokens(method_name)
         self.batch_size = run.cfg.eval.batch_size
