@@ -3,18 +3,23 @@ from-scratch students with equal budgets (same preset, optimizer steps, batch, l
 questions), on synthetic tasks of different difficulty, a mixed set of them, and the released
 text-davinci-002 Zero-shot-CoT rationales for coin_flip, last_letter_concatenation and multiarith.
 
-Prints, last, one table: accuracy (95% CI), mean generated tokens per question and seconds per
-100 questions per set and method, plus adaptive's share of questions routed to post. Writes
-OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95", "mean_generated_tokens",
-"seconds_per_100", "post_fraction" (adaptive)}}}, "adaptive_forced": ..., "bars": ...}.
+Prints the table (accuracy (95% CI), mean generated tokens per question and seconds per 100
+questions per set and method, plus adaptive's share of questions routed to post), then the bars.
+Writes OUT/summary.json = {"sets": {SET: {METHOD: {"accuracy", "ci95", "mean_generated_tokens",
+"seconds_per_100", "post_fraction" (adaptive)}}}, "bars": {NAME: {value, bar, met}},
+"paper_claims": {SET: ...} (post above ft_cot, adaptive above both: as measured),
+"agreement": {SET: {"A vs B": {"both_right", "only_A", "only_B", "both_wrong", "same_answer"}}},
+"adaptive_forced": ..., ...}.
 
     python bench/answer_first.py --out runs/answer_first [--data ../shared/data] [--jobs 2] [--seeds 1] [--quick]
+    python bench/answer_first.py --out runs/answer_first_smollm2 --student pretrained:smollm2-135m
     python bench/answer_first.py --out runs/answer_first_minilm --student pretrained:minilm-seq2seq --layers 3
 
-`--student pretrained:NAME` trains a pretrained student instead (real-data sets only), by the
-`pretrained` recipe (learning rate 1e-4, 20 warm-up steps, batch 16) with the same number of
-optimizer steps for every method (`--steps`, default 100: about 5.5 epochs of the 287 Coin Flip
-rationales; adaptive and step_by_step see two pairs per question, so fewer passes).
+`--student pretrained:NAME` (or a model folder) trains a pretrained student instead (real-data sets
+only), by its own recipe (config.default_recipe: `pretrained` for the MiniLM warm starts, lr 1e-4,
+batch 16; `pretrained_lm` for SmolLM2, lr 1e-4, batch 8) with the same number of optimizer steps
+for every method (`--steps`, default 100: about 5.5 epochs of the 287 Coin Flip rationales at
+batch 16, 2.8 at batch 8; adaptive and step_by_step see two pairs per question, so fewer passes).
 
 `--seeds N` repeats every set with N seeds (task data, initialisation and split); a set's figures
 are then pooled over the seeds (accuracy = mean of the seeds', CI over all N x n_test answers) and
@@ -167,6 +172,36 @@ def check_bars(sets: dict) -> dict:
     return bars
 
 
+def paper_claims(sets: dict) -> dict:
+    """Chen et al.'s claims as measured on each set (reported, not bars): post-thinking above
+    pre-thinking (ft_cot), and adaptive thinking above both."""
+    out = {}
+    for name, ms in sets.items():
+        f, p, a = (ms[m]["accuracy"] for m in ("ft_cot", "post", "adaptive"))
+        out[name] = {"post > ft_cot": {"post": p, "ft_cot": f, "holds": p > f},
+                     "adaptive > ft_cot and post": {"adaptive": a, "best_of_both": max(f, p), "holds": a > max(f, p)}}
+    return out
+
+
+def agreement_of(preds: dict[str, list[dict]]) -> dict:
+    """Per question, pooled over seeds: for each pair of methods, how many questions both answer
+    right, only the first, only the second, neither; and how often their answers are the same."""
+    out = {}
+    names = list(preds)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            pa, pb = preds[a], preds[b]
+            if [p["id"] for p in pa] != [p["id"] for p in pb]:
+                raise ValueError(f"{a} and {b} answered different questions")
+            ra, rb = [p["correct"] for p in pa], [p["correct"] for p in pb]
+            out[f"{a} vs {b}"] = {"both_right": sum(x and y for x, y in zip(ra, rb)),
+                                  f"only_{a}": sum(x and not y for x, y in zip(ra, rb)),
+                                  f"only_{b}": sum(y and not x for x, y in zip(ra, rb)),
+                                  "both_wrong": sum(not x and not y for x, y in zip(ra, rb)),
+                                  "same_answer": sum(x["prediction"] == y["prediction"] for x, y in zip(pa, pb))}
+    return out
+
+
 def pretrained(args) -> bool:
     return not args.student.startswith("preset:")
 
@@ -206,7 +241,7 @@ def main(argv=None) -> int:
                       key=lambda j: -steps_of(j[0], args) * (2 if j[2] in ("adaptive", "ft_cot") else 1))
         futs = {j: pool.submit(train_eval, *j, args) for j in jobs}
         results = {j: f.result() for j, f in futs.items()}
-    sets, forced, routing, mixed_parts, setup = {}, {}, {}, None, {}
+    sets, forced, routing, mixed_parts, setup, agreement = {}, {}, {}, None, {}, {}
     for n in names:
         tests = {}
         for k in seeds:  # each seed's own run folder gets its summary and report
@@ -224,10 +259,12 @@ def main(argv=None) -> int:
         routing[n] = [results[n, k, "adaptive"]["routing"] for k in seeds]
         if n == "mixed":
             mixed_parts = by_part([(tests[k], {m: results[n, k, m]["preds"] for m in METHODS}) for k in seeds])
+        agreement[n] = agreement_of({m: [p for k in seeds for p in results[n, k, m]["preds"]] for m in METHODS})
         setup[n] = {"n_train": len(train), "n_test": len(tests[0]), "steps": sets[n]["ft_cot"]["steps"], "seeds": args.seeds,
                     "seconds": {m: [results[n, k, m]["seconds"] for k in seeds] for m in METHODS}}
     summary = {
-        "sets": sets, "bars": check_bars(sets), "adaptive_forced": forced, "routing": routing,
+        "sets": sets, "bars": check_bars(sets), "paper_claims": paper_claims(sets), "agreement": agreement,
+        "adaptive_forced": forced, "routing": routing,
         "mixed_by_part": mixed_parts, "setup": setup, "student": student_label(args),
         "device": harness.device(), "quick": args.quick, "seeds": args.seeds, "seconds": round(time.time() - t0, 1),
     }

@@ -75,6 +75,12 @@ def test_answer_first_quick(tmp_path):
                               "mixed: share routed to post in [0.1, 0.9]"}
     assert all(b.keys() == {"value", "bar", "met"} for b in s["bars"].values())
     assert set(s["mixed_by_part"]) == {"0", "1", "2"}
+    pair = s["agreement"]["mixed"]["ft_cot vs post"]
+    n = s["setup"]["mixed"]["n_test"]
+    assert pair["both_right"] + pair["only_ft_cot"] + pair["only_post"] + pair["both_wrong"] == n
+    assert pair["both_right"] + pair["only_ft_cot"] == round(s["sets"]["mixed"]["ft_cot"]["accuracy"] * n / 100)
+    assert s["paper_claims"]["mixed"]["post > ft_cot"]["holds"] == (s["sets"]["mixed"]["post"]["accuracy"] >
+                                                                     s["sets"]["mixed"]["ft_cot"]["accuracy"])
     table, bars = r.stdout.rstrip().split("\nBars\n")
     last = table.splitlines()[-1].split()
     assert last[0] == sets[-1] and last[1] == "direct"  # the table, then the bars, last
