@@ -1,4 +1,4 @@
-"""`cotdistill` command line: generate | curate | train | evaluate | run | serve | unseen | validate | demo | segments | list.
+"""`cotdistill` command line: generate | curate | train | evaluate | run | report | serve | unseen | validate | demo | segments | list.
 
 Library code never prints; this module sets up rich logging and progress bars and turns
 CotDistillError into a one-paragraph message and a non-zero exit code.
@@ -265,7 +265,21 @@ def run_cmd(config: Path = ConfigArg, explain: bool = ExplainOpt, set_: Optional
     if not dist.is_main():  # under `accelerate launch` the main process reports
         return
     _print_summary(summary)
-    out_console.print(f"report: {run.folder.report}")
+    out_console.print(f"report: {run.folder.report_html} (and {run.folder.report.name})")
+
+
+@app.command()
+def report(runs: List[Path] = typer.Argument(..., metavar="RUN_DIR...", help="run folders (several: one page "
+                                             "comparing them, question by question; runs of one task)",
+                                             show_default=False),
+           out: Optional[Path] = typer.Option(None, "--out", help="where to write the page (default: "
+                                              "RUN_DIR/report.html of the first run)")):
+    """Write report.html: results, learning curves, curation, and a browser of every test question's
+    answers and of the teacher's rationales. One self-contained file; opens from disk."""
+    from .report import write_html
+
+    path = write_html([str(r) for r in runs], out)
+    out_console.print(f"report: {path}")
 
 
 @app.command()
@@ -329,7 +343,7 @@ def demo(out: Path = typer.Option(Path("demo_out"), help="output folder"),
     d, c = summary["methods"].get("direct", {}), summary["methods"].get("ft_cot", {})
     if d and c:
         out_console.print(f"ft_cot - direct = {c['accuracy'] - d['accuracy']:+.1f} points "
-                          f"({time.time() - t0:.0f} s). Report: {run.folder.report}")
+                          f"({time.time() - t0:.0f} s). Report: {run.folder.report_html}")
 
 
 @app.command()

@@ -356,7 +356,7 @@ class Run:
 
     def finish(self, rows: dict[str, dict], preds: dict[str, list[dict]], n_train: int, n_test: int) -> dict:
         """Writes OUT/summary.json and the report from every method's row and predictions."""
-        from .report import write_report
+        from .report import write_html, write_report
 
         f = self.folder
         summary = {"task": self.cfg.task.display_name, "student": self.cfg.student.model, "teacher": self.cfg.teacher.backend,
@@ -366,6 +366,7 @@ class Run:
             summary["curation"] = read_json(f.curation_stats)
         write_json(f.summary, summary)
         write_report(summary, preds, self.out)
+        write_html([self.out])
         return summary
 
     def run_all(self) -> dict:

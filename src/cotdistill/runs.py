@@ -7,7 +7,8 @@
     OUT/tokenizer/                  student.tokenizer: bpe, shared by every method of the run
     OUT/METHOD/                     one method: checkpoints/, model/, train_info.json, train_log.jsonl,
                                     train_fingerprint.json, predictions.jsonl, metrics.json, evaluation.json
-    OUT/summary.json, report.md     every method side by side
+    OUT/summary.json, report.md,    every method side by side; report.html also holds the rationale
+        report.html                 browser (report/html.py)
 
 Everything that reads or writes these paths asks this module for them (the pipeline, serve,
 unseen, the CLI and the benches), so the layout is written down once.
@@ -132,6 +133,7 @@ class RunFolder:
         self.tokenizer_stamp = self.tokenizer / "cotdistill_tokenizer.json"
         self.summary = self.root / "summary.json"
         self.report = self.root / "report.md"
+        self.report_html = self.root / "report.html"
 
     def method(self, name: str) -> MethodFolder:
         return MethodFolder(self.root / name)

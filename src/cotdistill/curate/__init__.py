@@ -68,37 +68,58 @@ def teacher_abstained(rec: dict, answer_source: str = "stage2") -> bool:
     return any(abstains(t) for t in [*texts, rec["rationale"]] if t)
 
 
-def curate(records: list[dict], *, dedupe: bool = True, keep_truncated: bool = False,
-           answer_source: str = "stage2") -> tuple[list[dict], CurationStats]:
-    """Returns kept records (each with `pred` set) and statistics with a reason for each drop."""
-    st = CurationStats()
+@dataclass
+class Decision:
+    """What curation did with one teacher record: kept, or the reason it was dropped."""
+
+    kept: bool
+    reason: str | None  # empty_rationale, answer_up_front, abstained, no_answer_found, wrong_answer,
+    #                     truncated, duplicate; None when kept
+    pred: str | None  # the teacher's answer as read
+    correct: bool
+
+
+def decisions(records: list[dict], *, dedupe: bool = True, keep_truncated: bool = False,
+              answer_source: str = "stage2") -> list[Decision]:
+    """One decision per record, in order (a duplicate is the second of two identical rationales)."""
     seen: set[tuple[str, str]] = set()
-    kept_q: set[str] = set()
-    st.questions = len({r["id"] for r in records})
-    kept = []
+    out = []
     for r in records:
-        st.samples += 1
         given = r.get("prompt_style") == "answer_given"  # the teacher saw the answer: read it from the rationale
         pred = teacher_answer(r, "rationale" if given else answer_source)
         gold = normalize_gold(r["answer"], r["kind"], r.get("choices"))
         ok = is_correct(pred, gold, r["kind"])
-        st.correct += ok
+        reason = None
         if not r["rationale"].strip():
-            st.dropped["empty_rationale"] += 1
+            reason = "empty_rationale"
         elif given and ok and states_answer_only(r["rationale"], gold, r["kind"], r.get("choices")):
-            st.dropped["answer_up_front"] += 1
+            reason = "answer_up_front"
         elif pred is None:
-            st.dropped["abstained" if teacher_abstained(r, answer_source) else "no_answer_found"] += 1
+            reason = "abstained" if teacher_abstained(r, answer_source) else "no_answer_found"
         elif not ok:
-            st.dropped["wrong_answer"] += 1
+            reason = "wrong_answer"
         elif r.get("finish_reason") == "length" and not keep_truncated:
-            st.dropped["truncated"] += 1
+            reason = "truncated"
         elif dedupe and (r["id"], " ".join(r["rationale"].split())) in seen:
-            st.dropped["duplicate"] += 1
+            reason = "duplicate"
         else:
             seen.add((r["id"], " ".join(r["rationale"].split())))
-            kept_q.add(r["id"])
-            kept.append({**r, "pred": pred})
+        out.append(Decision(reason is None, reason, pred, ok))
+    return out
+
+
+def curate(records: list[dict], *, dedupe: bool = True, keep_truncated: bool = False,
+           answer_source: str = "stage2") -> tuple[list[dict], CurationStats]:
+    """Returns kept records (each with `pred` set) and statistics with a reason for each drop."""
+    st = CurationStats(questions=len({r["id"] for r in records}), samples=len(records))
+    kept = []
+    for r, d in zip(records, decisions(records, dedupe=dedupe, keep_truncated=keep_truncated,
+                                       answer_source=answer_source)):
+        st.correct += d.correct
+        if d.kept:
+            kept.append({**r, "pred": d.pred})
+        else:
+            st.dropped[d.reason] += 1
     st.kept = len(kept)
-    st.questions_kept = len(kept_q)
+    st.questions_kept = len({r["id"] for r in kept})
     return kept, st
