@@ -217,3 +217,17 @@ def test_five_thousand_questions_by_five_methods_draw_a_page_at_a_time(browser, 
     page.select_option('select[data-outcome="post"]', "right")  # post is right where i % 3 == 1: never with direct
     assert page.locator("#qpager .count").inner_text() == "0-0 of 0"
     assert page.errors == []
+
+
+def test_a_mixtures_tasks_and_a_classifiers_figures_get_their_tables(tmp_path):
+    folder = fake_run(tmp_path / "mix", 4, ["cot_tuning", "cott"])
+    s = json.loads((folder / "summary.json").read_text())
+    s["methods"]["cot_tuning"].update(by_task={"gsm8k": {"n": 2, "accuracy": 50.0, "ci95": [9.5, 90.5]},
+                                               "sums": {"n": 2, "accuracy": 100.0, "ci95": [34.2, 100.0]}},
+                                      task_mean_accuracy=75.0)
+    s["methods"]["cott"].update(macro_f1=40.0, intermediate_accuracy=60.0)
+    (folder / "summary.json").write_text(json.dumps(s))
+    tables = load_run(folder)["tables"]
+    assert tables["tasks"]["rows"] == [["gsm8k", "2", "50.00 (9.5-90.5)"], ["sums", "2", "100.00 (34.2-100.0)"],
+                                       ["mean over tasks", "", "75.00"]]
+    assert tables["classification"]["rows"] == [["cott", "40.00", "-", "60.00", "-", "-"]]
