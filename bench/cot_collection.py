@@ -14,10 +14,13 @@ starting student of Fine-tune-CoT (continual tuning).
    without CoT tuning, same recipe.
 
     python bench/cot_collection.py --out runs/cot_collection [--data ../shared/data] [--layers 3] [--quick]
+    python bench/cot_collection.py --out runs/cot_collection_smollm2 --student pretrained:smollm2-135m
 
-Prints the table last; writes OUT/summary.json = {"unseen": {"cot_tuned": {"zero_shot", "k16", "k64",
-"ci95", "per_task"}, "direct_tuned": {...}, "chance": c}, "continual": {TASK: {"from_cot_tuned": a,
-"from_base": b}}, "mixture": {...}, "bars": {...}, "minutes": {...}, "setup": {...}}.
+Prints the table, then the bars; writes OUT/summary.json = {"unseen": {"cot_tuned": {"zero_shot",
+"k16", "k64", "ci95", "per_task"}, "direct_tuned": {...}, "chance": c}, "unseen_paired": {"zero_shot":
+{"difference", "ci95", "tasks", "questions"}, ...} (CoT-tuned minus direct-tuned on the task average,
+paired by question), "continual": {TASK: {"from_cot_tuned": a, "from_base": b}}, "mixture": {...},
+"bars": {NAME: {value, bar, met}}, "minutes": {...}, "setup": {...}}.
 Every stage is a run folder under OUT and resumes: a rerun trains only what is missing.
 """
 from __future__ import annotations
@@ -133,7 +136,35 @@ def continual_parts(old: dict, key: str, new: dict) -> dict:
     return {**parts, key: {**old.get(key, {}), **new}}
 
 
-def bars(u: dict, parts: dict) -> dict:
+def paired_difference(out: Path, tasks: list[str], k: int) -> dict | None:
+    """CoT-tuned minus direct-tuned accuracy (points) on the average over the unseen tasks at k shots,
+    paired by question (both students answer the same evaluation questions): the mean over tasks of
+    each task's mean difference, with a 95% interval from the per-task paired variances."""
+    import math
+
+    from cotdistill.io import read_jsonl_list
+    from cotdistill.runs import RunFolder
+    from cotdistill.unseen import task_name
+
+    means, var, n = [], 0.0, 0
+    for t in tasks:
+        got = []
+        for key, method in TUNED.items():
+            f = RunFolder(out / "unseen" / key / task_name(t) / f"k{k}").method(method).predictions
+            if not f.exists():
+                return None
+            got.append({p["id"]: int(p["correct"]) for p in read_jsonl_list(f)})
+        d = [got[0][i] - got[1][i] for i in sorted(got[0].keys() & got[1].keys())]
+        mean = sum(d) / len(d)
+        means.append(mean)
+        var += (sum((x - mean) ** 2 for x in d) / (len(d) - 1) if len(d) > 1 else 0.0) / len(d)
+        n += len(d)
+    diff, half = 100 * sum(means) / len(means), 100 * 1.96 * math.sqrt(var) / len(means)
+    return {"difference": round(diff, 2), "ci95": [round(diff - half, 2), round(diff + half, 2)], "tasks": len(means),
+            "questions": n}
+
+
+def bars(u: dict, parts: dict, paired: dict | None = None) -> dict:
     """The issue's bars: the unseen average (zero-shot, k = 64) and every continual part's tasks."""
     out = {}
     for k in [s for s in ("zero_shot", "k64") if s in u["cot_tuned"]]:
@@ -141,6 +172,9 @@ def bars(u: dict, parts: dict) -> dict:
         out[f"unseen_{k}_cot_tuned_above_direct_beyond_ci"] = harness.bar(
             {"cot_tuned": ct[k], "direct_tuned": dt[k], "cot_ci95": ct["ci95"][k]}, dt["ci95"][k][1],
             ct["ci95"][k][0] > dt["ci95"][k][1])
+    for k, p in (paired or {}).items():
+        if p:
+            out[f"unseen_{k}_cot_tuned_minus_direct_tuned_paired"] = harness.bar(p, 0, p["difference"] > 0)
     for key, c in parts.items():
         for task, r in c.items():
             out[f"{key}_{task}"] = harness.bar(r["from_cot_tuned"], r["from_base"], r["from_cot_tuned"] > r["from_base"])
@@ -187,9 +221,11 @@ def main(argv=None) -> int:
     minutes[key] = round((time.time() - t2) / 60, 1)
     old = harness.read_summary(args.out)
     parts = continual_parts(old if old.get("setup", {}).get("quick") == args.quick else {}, key, c)
-    summary = {"unseen": {k: ({kk: vv for kk, vv in v.items() if kk != "setup"} if isinstance(v, dict) else v)
+    paired = {("zero_shot" if k == 0 else f"k{k}"): paired_difference(args.out, args.tasks, k) for k in args.shots}
+    summary = {"unseen_paired": paired,
+               "unseen": {k: ({kk: vv for kk, vv in v.items() if kk != "setup"} if isinstance(v, dict) else v)
                           for k, v in u.items()},
-               **parts, "mixture": mix, "bars": bars(u, parts), "minutes": {**old.get("minutes", {}), **minutes},
+               **parts, "mixture": mix, "bars": bars(u, parts, paired), "minutes": {**old.get("minutes", {}), **minutes},
                "setup": {"student": args.student, "layers": args.layers, "cap": args.cap, "steps": args.steps,
                          "tasks": args.tasks, "shots": args.shots, "n_eval": args.n_eval,
                          "adapt_epochs": args.adapt_epochs, "quick": args.quick}}

@@ -306,6 +306,12 @@ def test_cot_collection_bench_quick(tmp_path, shared_data):
     assert {"flan_strategyqa", "gsm8k", "arithmetic", "word_problems"} <= tasks
     assert not tasks & set(s["setup"]["tasks"])
     assert any(k.startswith("continual_") for k in s["bars"])
+    p = s["unseen_paired"]["zero_shot"]  # paired by question: the same questions for both students
+    assert p["tasks"] == 3 and p["questions"] == sum(t["n"] for t in s["unseen"]["cot_tuned"]["per_task"].values())
+    gap = sum(s["unseen"]["cot_tuned"]["per_task"][t]["zero_shot"] - s["unseen"]["direct_tuned"]["per_task"][t]["zero_shot"]
+              for t in s["unseen"]["cot_tuned"]["per_task"]) / 3
+    assert abs(p["difference"] - gap) < 0.05 and p["ci95"][0] <= p["difference"] <= p["ci95"][1]
+    assert s["bars"]["unseen_zero_shot_cot_tuned_minus_direct_tuned_paired"]["met"] == (p["difference"] > 0)
     table, bars = r.stdout.rstrip().split("\nBars\n")
     assert table.splitlines()[-1].startswith("95% CI") and len(bars.splitlines()) == len(s["bars"])
 
