@@ -115,8 +115,7 @@ def check_bars(sets: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = harness.parser(__doc__, "as_es", student="pretrained:minilm-seq2seq", data=True, steps=300, batch_size=16,
-                        quick="smoke run: 1 layer, 2 steps, a few questions")
-    ap.set_defaults(layers=3)  # MiniLM's 3 of 6 layers: the setting the MiniLM rows were measured with
+                        minilm_layers=True, quick="smoke run: 1 layer, 2 steps, a few questions")
     ap.add_argument("--n-train", type=int, default=800, help="training questions per set (random sample)")
     ap.add_argument("--n-test", type=int, default=200, help="test questions per set (random sample)")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="per segment step (default: from the targets)")
@@ -129,8 +128,6 @@ def main(argv=None) -> int:
                     help="as_es with a decoder-only student: one training row per rationale "
                          "(--no-pack: a row per step)")
     args = harness.parse(ap, argv)
-    if not args.student.startswith("pretrained:"):
-        args.layers = None  # --layers picks layers of a packaged student only
     if args.quick:
         # batches of 4: a smoke run checks that every part runs, and the output layer over the
         # 30,522 word pieces dominates a 1-layer MiniLM's step

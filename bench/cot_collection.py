@@ -183,8 +183,7 @@ def bars(u: dict, parts: dict, paired: dict | None = None) -> dict:
 
 def main(argv=None) -> int:
     ap = harness.parser(__doc__, "cot_collection", student="pretrained:minilm-seq2seq", data=True, steps=400,
-                        quick="smoke run: 1+1 layers, a few steps, 3 tasks, k = 4")
-    ap.set_defaults(layers=3)  # MiniLM's 3 of 6 layers: the setting its rows were measured with
+                        minilm_layers=True, quick="smoke run: 1+1 layers, a few steps, 3 tasks, k = 4")
     ap.add_argument("--cap", type=int, default=150, help="training examples per mixture task")
     ap.add_argument("--mix-test", type=int, default=20, help="test questions per mixture task")
     ap.add_argument("--tasks", nargs="+", default=list(UNSEEN), help="BIG-bench tasks under DATA/bigbench")
@@ -198,10 +197,8 @@ def main(argv=None) -> int:
                     help="Fine-tune-CoT epochs of the continual part (default: the recipe's); another value "
                          "lands in DIR/continual_{N}ep and the summary's `continual_{N}ep`, beside the default")
     args = harness.parse(ap, argv)
-    if not args.student.startswith("pretrained:"):
-        args.layers = None  # --layers picks layers of a packaged student only
     if args.quick:
-        args.layers = 1 if args.layers else None
+        args.layers = 1 if args.student.startswith("pretrained:") else None
         args.cap, args.mix_test, args.steps, args.tasks = 8, 2, 2, args.tasks[:3]
         args.shots, args.n_eval, args.adapt_epochs, args.max_new_tokens = [0, 4], 12, 1, 8
         args.continual = args.continual[:1]

@@ -152,8 +152,8 @@ def check_bars(datasets: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = harness.parser(__doc__, "cott", student="pretrained:minilm-mlm", data=True, steps=140, seeds=True,
-                        quick="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
-    ap.set_defaults(layers=3, seeds=3)  # 3 of MiniLM's 6 layers (--layers 0: all), 3 seeds
+                        minilm_layers=True, quick="smoke run: 1 layer, 2 seeds, a few steps on 48 questions")
+    ap.set_defaults(seeds=3)
     ap.add_argument("--n-train", type=int, default=600, help="random training questions per data set and seed")
     ap.add_argument("--n-test", type=int, default=500, help="random test questions per data set and seed")
     ap.add_argument("--epochs", type=float, default=None, help="epochs instead of --steps")
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
             rows[d][v].append(row)
     datasets = {d: {v: pool(d, rs) for v, rs in vs.items()} for d, vs in rows.items()}
     summary = {"datasets": datasets, "bars": check_bars(datasets),
-               "setup": {"student": args.student, "layers": args.layers or 6, "seeds": args.seeds,
+               "setup": {"student": args.student, "layers": args.layers or "all", "seeds": args.seeds,
                          "n_train": args.n_train, "n_test": args.n_test, "epochs": None if args.steps else args.epochs,
                          "steps": {d: {v: rows[d][v][0].get("steps") for v in args.variants} for d in args.datasets},
                          "max_length": {d: args.max_length or DATASETS[d][1] for d in args.datasets},

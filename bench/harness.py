@@ -19,18 +19,26 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path("../shared/data")
+# The MiniLM warm starts' rows of some benches were measured with 3 of their 6 layers.
+MINILM_LAYERS = 3
 STUDENT_HELP = "a preset (preset:tiny, from scratch), pretrained:NAME (weights from a package) or a model folder"
 
 
 def parser(doc: str, name: str, *, student: str | None = None, data: bool = False, steps: int | None | bool = False,
-           batch_size: int | None = None, seeds: bool = False, quick: str = "smoke run") -> argparse.ArgumentParser:
-    """The bench's command line with the shared flags it uses; `doc`'s first paragraph describes it."""
+           batch_size: int | None = None, seeds: bool = False, quick: str = "smoke run",
+           minilm_layers: bool = False) -> argparse.ArgumentParser:
+    """The bench's command line with the shared flags it uses; `doc`'s first paragraph describes it.
+    `minilm_layers`: a MiniLM warm start keeps MINILM_LAYERS of its layers unless --layers says otherwise
+    (the setting this bench's MiniLM rows were measured with)."""
     ap = argparse.ArgumentParser(description=" ".join(doc.split("\n\n")[0].split()))
     ap.add_argument("--out", type=Path, default=Path(f"runs/{name}"), help="output folder (summary.json, run folders)")
     ap.add_argument("--quick", action="store_true", help=quick)
     if student is not None:
         ap.add_argument("--student", default=student, help=STUDENT_HELP)
-        ap.add_argument("--layers", type=int, default=None, help="pretrained:NAME students: keep this many layers")
+        ap.add_argument("--layers", type=int, default=None, help="pretrained:NAME students: keep this many layers "
+                        + (f"(default: {MINILM_LAYERS} of a MiniLM warm start's 6, all of any other; 0: all)"
+                           if minilm_layers else "(default: all)"))
+        ap.set_defaults(minilm_layers=minilm_layers)
     if data:
         ap.add_argument("--data", type=Path, default=DATA, help="the shared data folder (benchmarks, teacher files)")
     if steps is not False:
@@ -46,6 +54,11 @@ def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if getattr(args, "seeds", 1) < 1:
         ap.error("--seeds must be at least 1")
+    if hasattr(args, "layers"):
+        if args.layers is None and args.minilm_layers and args.student.startswith("pretrained:minilm"):
+            args.layers = MINILM_LAYERS
+        if args.layers == 0 or not args.student.startswith("pretrained:"):
+            args.layers = None  # --layers 0: all of them; --layers picks layers of a packaged student only
     return args
 
 
