@@ -78,6 +78,8 @@ def _student_problems(cfg: RunConfig) -> list[str]:
                          f"(e.g. pretrained:minilm-seq2seq)")
         if s.lora:
             found += [p for p in [own_module_problem(cfg.methods)] if p]
+        for m in cfg.methods:
+            found += cfg.method(m).problems(cfg)
         if not masked and mlm_only:
             found.append(f"`student.model`: {', '.join(mlm_only)} fill [MASK] slots of a masked-LM student; {s.model} "
                          f"is not one (use e.g. pretrained:minilm-mlm or a BERT-style model)")

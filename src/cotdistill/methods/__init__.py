@@ -10,13 +10,14 @@ from .cott import CoTT
 from .direct import Direct
 from .finetune_cls import FinetuneCls
 from .ft_cot import FineTuneCoT
+from .kd import KnowledgeDistillation
 from .post import PostThinking
 from .prompt_tuning import PromptTuning
 from .step_by_step import DistillingStepByStep
 
 METHODS: Registry[type[Method]] = Registry("method")
-for _cls in (Direct, FineTuneCoT, PostThinking, AdaptiveThinking, DistillingStepByStep, ASES, ASESDual, CoTTuning,
-             CoTTuningDirect,
+for _cls in (Direct, FineTuneCoT, KnowledgeDistillation, PostThinking, AdaptiveThinking, DistillingStepByStep, ASES,
+             ASESDual, CoTTuning, CoTTuningDirect,
              # masked-LM methods: they classify with a BERT-style student instead of generating
              CoTT, PromptTuning, FinetuneCls):
     METHODS.add(_cls)

@@ -33,12 +33,12 @@ from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from ..errors import ModelError
 from ..segments import AS, ES, label, split_segments
 from ..students import load_causal_lm
 from ..students.data import Collator, encode_pairs
+from ..students.modules import OwnModule
 from ..tasks.schema import Example
 from .base import PROMPT_END, SEP, Method, MethodOptions, Output, Pair, Parsed, TrainingParts, answer_after_separator
 
@@ -248,35 +248,16 @@ class ASES(_Segmented):
         return kind, text[m.end():].strip() if m else text.strip(), turn
 
 
-class DualModule(nn.Module):
+class DualModule(OwnModule):
     """Two students trained in one loop: each row's loss goes to the student of its kind."""
 
     def __init__(self, es_model, as_model):
         super().__init__()
         self.es, self.as_ = es_model, as_model
-        self.config = es_model.config
-        full = super().state_dict()
-        # The Trainer re-ties instead of warning when exactly these keys are missing from a checkpoint.
-        self._keys_to_ignore_on_save = [k for k in full if k not in self._unique(full)]
+        self.ready(es_model.config)
 
-    @staticmethod
-    def _unique(full: dict) -> dict:
-        seen, out = set(), type(full)()
-        for k, v in full.items():
-            ident = (v.data_ptr(), tuple(v.shape))
-            if ident not in seen:
-                seen.add(ident)
-                out[k] = v
-        return out
-
-    def state_dict(self, *args, **kwargs):
-        """Tied weights (an output embedding shared with the input one) once: safetensors refuses
-        tensors that share memory, and loading fills the tied copy from the kept one."""
-        return self._unique(super().state_dict(*args, **kwargs))
-
-    def tie_weights(self):
-        self.es.tie_weights()
-        self.as_.tie_weights()
+    def students(self):
+        return [self.es, self.as_]
 
     def target_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(summed loss, number) of the target tokens of a batch, each row scored by its kind's student."""

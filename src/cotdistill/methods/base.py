@@ -139,6 +139,12 @@ class Method(abc.ABC):
         """Strings that end generation early (besides end-of-sequence)."""
         return ()
 
+    def problems(self, cfg) -> list[str]:
+        """What is wrong with this method's options for the run `cfg`, found before anything trains
+        (part of `cotdistill validate` and every command's preflight), e.g. a teacher model that
+        does not exist."""
+        return []
+
     # -- training --------------------------------------------------------------------------------
     def pairs(self, examples: Sequence[Example], rationales: dict[str, list[str]], seq2seq: bool) -> list[Pair]:
         """The training pairs of `examples`; a method that learns from rationales skips questions

@@ -70,6 +70,38 @@ def model_problems(name: str, field: str, teacher: bool = False) -> list[str]:
     return [f"`{field}`: {problem}"] if problem else []
 
 
+def load_tokenizer(model: str):
+    """The tokenizer a student or teacher named `model` uses, without loading its weights."""
+    if model.startswith("preset:"):
+        from .presets import byte_tokenizer
+
+        return byte_tokenizer(masked=PRESETS.get(model.split(":", 1)[1], ("",))[0] == "bert")
+    from transformers import AutoTokenizer
+
+    if model.startswith("pretrained:"):
+        from ..packaged import PACKAGED_LMS
+        from .pretrained import minilm_dir
+
+        which = model.split(":", 1)[1]
+        return AutoTokenizer.from_pretrained(PACKAGED_LMS[which].folder() if which in PACKAGED_LMS else minilm_dir())
+    return AutoTokenizer.from_pretrained(model)
+
+
+def same_vocabulary(a, b, name_a: str, name_b: str) -> str | None:
+    """Why two tokenizers cannot share next-token distributions (token ids mean different things), or None."""
+    va, vb = a.get_vocab(), b.get_vocab()
+    if va == vb:
+        return None
+    common = sum(1 for t, i in va.items() if vb.get(t) == i)
+    return (f"{name_b}'s tokenizer differs from {name_a}'s ({len(vb)} and {len(va)} tokens, {common} with the same "
+            f"id): their distributions cannot be compared token by token; use a teacher with the student's tokenizer")
+
+
+def tokenizer_problem(student: str, teacher: str) -> str | None:
+    """Why `teacher` cannot distil into `student` token by token, or None (both tokenizers load)."""
+    return same_vocabulary(load_tokenizer(student), load_tokenizer(teacher), f"the student {student}", teacher)
+
+
 def is_masked_lm(model_name: str) -> bool:
     """A masked-LM student fills [MASK] slots; it cannot generate rationales."""
     if model_name.startswith("pretrained:"):
@@ -79,4 +111,5 @@ def is_masked_lm(model_name: str) -> bool:
     return hf.is_masked_architecture(hf.saved_architecture(model_name))
 
 
-__all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_causal_lm", "load_student", "model_problems"]
+__all__ = ["PRESETS", "PRETRAINED", "build_preset", "build_pretrained", "is_masked_lm", "load_causal_lm", "load_student", "load_tokenizer", "model_problems",
+           "same_vocabulary", "tokenizer_problem"]

@@ -1,0 +1,71 @@
+"""`kd`: Fine-tune-CoT pairs plus the teacher's next-token distributions (white-box distillation)."""
+import json
+import math
+
+import pytest
+import torch
+
+from cotdistill.checks import problems
+from cotdistill.config import load_config
+from cotdistill.errors import ConfigError
+from cotdistill.methods.kd import divergence
+from cotdistill.pipeline import Run
+
+TINY = ["task.name=last_letters", "task.n_train=120", "task.n_test=16", "student.model=preset:tiny",
+        "train.eval_every=10", "train.warmup_steps=2", "eval.max_new_tokens=60"]
+
+
+def test_the_divergences_are_the_textbook_ones():
+    torch.manual_seed(0)
+    s, t = torch.randn(5, 11), torch.randn(5, 11)
+    ps, pt = s.softmax(-1), t.softmax(-1)
+    assert torch.allclose(divergence(s, t, "forward"), (pt * (pt.log() - ps.log())).sum(-1), atol=1e-5)
+    assert torch.allclose(divergence(s, t, "reverse"), (ps * (ps.log() - pt.log())).sum(-1), atol=1e-5)
+    m = 0.5 * (ps + pt)
+    jsd = 0.5 * (pt * (pt.log() - m.log())).sum(-1) + 0.5 * (ps * (ps.log() - m.log())).sum(-1)
+    assert torch.allclose(divergence(s, t, "jsd", beta=0.5), jsd, atol=1e-5)
+    assert (jsd <= math.log(2) + 1e-6).all()  # bounded, unlike the KLs
+    assert torch.allclose(divergence(s, s, "forward"), torch.zeros(5), atol=1e-6)
+    hot = divergence(s, t, "forward", tau=4.0)  # a higher temperature flattens both: a smaller gap
+    assert (hot < divergence(s, t, "forward")).all()
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A trained ft_cot student of the same task: the teacher's folder."""
+    out = tmp_path_factory.mktemp("teacher")
+    Run(load_config(None, [f"out={out}", *TINY, "train.max_steps=60", "methods=[ft_cot]"])).run_all()
+    return out / "ft_cot" / "model"
+
+
+def test_kd_learns_the_teachers_distributions_and_saves_only_the_student(tmp_path, teacher):
+    cfg = load_config(None, [f"out={tmp_path}", *TINY, "train.max_steps=20", "methods=[kd]",
+                             f"method_options={{kd: {{teacher: '{teacher}', alpha: 0.0}}}}"])
+    assert problems(cfg) == []
+    s = Run(cfg).run_all()
+    log = [json.loads(l) for l in (tmp_path / "kd" / "train_log.jsonl").read_text().splitlines()]
+    val = [r["eval_loss"] for r in log if "eval_loss" in r]
+    assert len(val) == 2 and val[1] < val[0]  # alpha 0: the validation loss is the KL to the teacher, and it falls
+    saved = (tmp_path / "kd" / "model" / "model.safetensors").stat().st_size
+    assert abs(saved - (teacher / "model.safetensors").stat().st_size) < 10_000  # the student alone, no teacher
+    assert s["methods"]["kd"]["steps"] == 20 and s["methods"]["kd"]["n"] == 16
+
+
+def test_bad_teachers_are_refused_before_any_training(tmp_path, teacher):
+    base = [f"out={tmp_path}", *TINY, "methods=[kd]"]
+    found = problems(load_config(None, base))
+    assert any("`method_options.kd.teacher`: kd learns from a teacher's distributions" in p for p in found)
+    found = problems(load_config(None, [*base, f"method_options={{kd: {{teacher: '{tmp_path / 'gone'}'}}}}"]))
+    assert any("method_options.kd.teacher" in p and "does not exist" in p for p in found)
+    from cotdistill.students.presets import bpe_tokenizer, build_preset
+
+    # a causal LM with a BPE of its own: token ids that mean other strings than the student's bytes
+    model, tok, _ = build_preset("tiny", tok=bpe_tokenizer(["the last letters of each word"] * 50, 300))
+    folder = tmp_path / "bpe"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    found = problems(load_config(None, [*base, f"method_options={{kd: {{teacher: '{folder}'}}}}"]))
+    assert any("tokenizer differs from the student preset:tiny's" in p for p in found), found
+    with pytest.raises(ConfigError, match="kd trains decoder-only students"):
+        Run(load_config(None, [f"out={tmp_path / 'seq'}", *TINY, "student.model=preset:t5-tiny", "train.max_steps=2",
+                               "methods=[kd]", f"method_options={{kd: {{teacher: '{teacher}'}}}}"])).run_all()
