@@ -17,7 +17,8 @@ from .config import RunConfig, config_defaults, dump_config
 from .errors import ConfigError, DataError
 from .io import ordinary_modes, read_jsonl_list, write_json, write_jsonl
 from .methods import needs_rationales
-from .runs import RunFolder, check_same, content_digest, folder_digest, read_json
+from .io import content_digest, folder_digest
+from .runs import RunFolder, check_same, read_json
 from .tasks.schema import Example
 
 log = logging.getLogger(__name__)

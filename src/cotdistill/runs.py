@@ -237,20 +237,3 @@ def _with_defaults(before: dict, current: dict, defaults: dict) -> dict:
         elif isinstance(d, dict) and isinstance(out[k], dict) and isinstance(current[k], dict):
             out[k] = _with_defaults(out[k], current[k], d)
     return out
-
-
-def content_digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def folder_digest(folder: Path) -> str:
-    """The files of a folder by content, not by time: a rerun saves an unchanged model again, and a
-    retrained one differs in its bytes (~1 GB/s: a fraction of a second next to any evaluation)."""
-    def one(path: Path) -> str:
-        h = hashlib.blake2b()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()[:16]
-
-    return content_digest(sorted((str(p.relative_to(folder)), one(p)) for p in folder.rglob("*") if p.is_file()))

@@ -1,6 +1,7 @@
 """`kd`: Fine-tune-CoT pairs plus the teacher's next-token distributions (white-box distillation)."""
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -69,3 +70,41 @@ def test_bad_teachers_are_refused_before_any_training(tmp_path, teacher):
     with pytest.raises(ConfigError, match="kd trains decoder-only students"):
         Run(load_config(None, [f"out={tmp_path / 'seq'}", *TINY, "student.model=preset:t5-tiny", "train.max_steps=2",
                                "methods=[kd]", f"method_options={{kd: {{teacher: '{teacher}'}}}}"])).run_all()
+
+
+def test_a_full_top_k_cache_gives_the_on_the_fly_loss_and_names_its_teacher(tmp_path, teacher):
+    from cotdistill.methods.kd import KDModule, KDOptions, TopKCache, _collate_topk
+    from cotdistill.students import load_student
+    from cotdistill.students.data import Collator, Pair, encode_pairs
+
+    student, tok, _ = load_student("preset:tiny", seed=1)
+    teach, _, _ = load_student(str(teacher))
+    feats, _ = encode_pairs([Pair(f"Take the last letters of 'ab cd{i}' ###", f" b d{i} --> bd{i}") for i in range(6)],
+                            tok, False, 256)
+    for opts in (KDOptions(teacher="t", alpha=0.3, divergence="forward", temperature=2.0),
+                 KDOptions(teacher="t", alpha=0.0, divergence="jsd", beta=0.3)):
+        module = KDModule(student, teach, opts).eval()
+        fly = module(**{k: v for k, v in Collator(tok.pad_token_id)(feats).items() if k != "weights"})["loss"]
+        cache = TopKCache(tmp_path / "c.pt", "t", "digest-a", len(tok))  # K = the vocabulary: nothing left out
+        cache.attach(feats, teach, tok.pad_token_id)
+        cached = module(**{k: v for k, v in _collate_topk(Collator(tok.pad_token_id))(feats).items() if k != "weights"})
+        assert cached["loss"].item() == pytest.approx(fly.item(), rel=1e-4)
+    assert TopKCache(tmp_path / "c.pt", "t", "digest-a", len(tok)).attach(feats, teach, tok.pad_token_id) == 0  # reused
+    with pytest.raises(ConfigError, match=r"made by the teacher t \(files digest-a, K \d+\), not by u \(files digest-b"):
+        TopKCache(tmp_path / "c.pt", "u", "digest-b", len(tok))
+
+
+def test_kd_trains_from_a_top_k_cache_and_a_rerun_reads_it(tmp_path, teacher, caplog):
+    cache = tmp_path / "topk.pt"
+    over = [*TINY, "train.max_steps=20", "methods=[kd]",
+            f"method_options={{kd: {{teacher: '{teacher}', alpha: 0.0, top_k: 16, cache: '{cache}'}}}}"]
+    with caplog.at_level("INFO", logger="cotdistill"):
+        Run(load_config(None, [f"out={tmp_path / 'a'}", *over])).run_all()
+    log = [json.loads(l) for l in (tmp_path / "a" / "kd" / "train_log.jsonl").read_text().splitlines()]
+    val = [r["eval_loss"] for r in log if "eval_loss" in r]
+    assert cache.exists() and val[1] < val[0]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="cotdistill"):
+        Run(load_config(None, [f"out={tmp_path / 'b'}", *over])).run_all()  # another run: the teacher is not asked
+    counts = re.findall(r"kd: teacher top-16 of (\d+) sequences, (\d+) read", caplog.text)
+    assert len(counts) == 2 and all(n == read for n, read in counts)  # training and validation: all from the cache

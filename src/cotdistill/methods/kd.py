@@ -9,17 +9,24 @@ Learning from Self-Generated Mistakes" (GKD)):
 over the target tokens at temperature tau, with D the forward KL, the reverse KL, or the
 generalised Jensen-Shannon divergence of GKD (beta: the mixture weight). The teacher is a local
 causal LM with the student's tokenizer (`method_options.kd.teacher`: a model folder, e.g. a trained
-ft_cot student, or `pretrained:NAME`); its logits are computed on the fly, in inference mode, and
-it is never saved with the student. Decoder-only students; generation and answer reading are ft_cot's.
+ft_cot student, or `pretrained:NAME`); it is never saved with the student. Its distributions are
+computed on the fly, or, with `top_k: K`, once: the K most likely next tokens per target token and
+their log-probabilities, cached in a file that names the teacher (by its files' digest) and reused
+across epochs and runs. With a cache both distributions are compared on those K tokens,
+renormalised (with K the vocabulary size, exactly as on the fly). Decoder-only students;
+generation and answer reading are ft_cot's.
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
 
 from ..errors import ConfigError
+from ..io import content_digest, folder_digest
 from ..students.data import Collator, encode_pairs
 from ..students.modules import OwnModule
 from .base import MethodOptions, TrainingParts
@@ -37,6 +44,14 @@ class KDOptions(MethodOptions):
         "forward", description="forward: KL(teacher || student) (mode-covering); reverse: KL(student || teacher) "
         "(mode-seeking); jsd: GKD's generalised Jensen-Shannon divergence with `beta`")
     beta: float = Field(0.5, gt=0.0, lt=1.0, description="jsd: weight of the teacher in the mixture")
+    top_k: int | None = Field(None, ge=1, description="cache the teacher's K most likely next tokens per target "
+                              "token once, reused across epochs and runs (the distributions are compared on them); "
+                              "null: the teacher scores every batch")
+    cache: str | None = Field(None, description="top_k: the cache file (default: COTDISTILL_CACHE/kd/, one file per "
+                              "teacher and K)")
+
+
+log = logging.getLogger(__name__)
 
 
 def divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: str, tau: float = 1.0,
@@ -68,7 +83,7 @@ class KDModule(OwnModule):
     def students(self):
         return [self.student]
 
-    def forward(self, input_ids, attention_mask, labels, **kw):
+    def forward(self, input_ids, attention_mask, labels, topk_ids=None, topk_lp=None, **kw):
         o = self.opts
         logits = self.student(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
         target = labels[:, 1:]
@@ -77,6 +92,9 @@ class KDModule(OwnModule):
         ce = torch.nn.functional.cross_entropy(s.float(), target[mask])
         if o.alpha >= 1.0:
             return {"loss": ce}
+        if topk_ids is not None:  # the cached teacher: both distributions on its K tokens, renormalised
+            d = divergence(s.gather(-1, topk_ids.long()), topk_lp, o.divergence, o.temperature, o.beta).mean()
+            return {"loss": o.alpha * ce + (1 - o.alpha) * o.temperature ** 2 * d}
         teacher = self._teacher[0]
         if next(teacher.parameters()).device != input_ids.device:
             teacher.to(input_ids.device)
@@ -87,6 +105,70 @@ class KDModule(OwnModule):
                               "they need the same vocabulary")
         d = divergence(s, t, o.divergence, o.temperature, o.beta).mean()
         return {"loss": o.alpha * ce + (1 - o.alpha) * o.temperature ** 2 * d}
+
+
+class TopKCache:
+    """The teacher's K most likely next tokens and their log-probabilities for each target token of
+    encoded sequences (keyed by their token ids), in one file that names the teacher it was made by."""
+
+    def __init__(self, path: Path, teacher: str, digest: str, k: int):
+        self.path, self.teacher, self.digest, self.k = Path(path), teacher, digest, k
+        self.entries: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        if self.path.exists():
+            d = torch.load(self.path, weights_only=True)
+            if (d["teacher_digest"], d["k"]) != (digest, k):
+                raise ConfigError(f"{self.path}: a top-k cache made by the teacher {d['teacher']} (files "
+                                  f"{d['teacher_digest']}, K {d['k']}), not by {teacher} (files {digest}, K {k}); "
+                                  f"set another `method_options.kd.cache` or delete this file")
+            self.entries = d["entries"]
+
+    @staticmethod
+    def key(feature: dict) -> str:
+        return content_digest([feature["input_ids"], feature["labels"]])
+
+    def attach(self, feats: list[dict], teacher, pad_id: int, batch_size: int = 16) -> int:
+        """Give every feature its teacher top-k (`topk_ids`, `topk_lp`), scoring only those not cached
+        yet; returns how many were scored (and saves the file when any was)."""
+        todo = [f for f in feats if self.key(f) not in self.entries]
+        collate = Collator(pad_id)
+        device = next(teacher.parameters()).device
+        with torch.no_grad():
+            for i in range(0, len(todo), batch_size):
+                rows = todo[i:i + batch_size]
+                b = collate(rows)
+                logits = teacher(input_ids=b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device)).logits
+                mask = b["labels"][:, 1:] != -100
+                for r, f in enumerate(rows):
+                    lp = torch.log_softmax(logits[r, :-1][mask[r]].float(), -1)
+                    top = lp.topk(min(self.k, lp.shape[-1]), -1)
+                    self.entries[self.key(f)] = (top.indices.to(torch.int32).cpu(), top.values.cpu())
+        if todo:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".partial")
+            torch.save({"teacher": self.teacher, "teacher_digest": self.digest, "k": self.k, "entries": self.entries}, tmp)
+            tmp.replace(self.path)  # whole or not at all
+        for f in feats:
+            f["topk_ids"], f["topk_lp"] = self.entries[self.key(f)]
+        return len(todo)
+
+
+def _collate_topk(base: Collator):
+    """Padded rows, and the rows' cached top-k joined in the order the student's target positions come."""
+    def collate(batch: list[dict]) -> dict:
+        out = base(batch)
+        out["topk_ids"] = torch.cat([f["topk_ids"] for f in batch])
+        out["topk_lp"] = torch.cat([f["topk_lp"] for f in batch])
+        return out
+    return collate
+
+
+def teacher_folder(name: str) -> Path:
+    """The folder of a teacher named by path or pretrained:NAME (whose files identify it)."""
+    if name.startswith("pretrained:"):
+        from ..packaged import PACKAGED_LMS
+
+        return PACKAGED_LMS[name.split(":", 1)[1]].folder()
+    return Path(name).expanduser()
 
 
 class KnowledgeDistillation(FineTuneCoT):
@@ -121,6 +203,22 @@ class KnowledgeDistillation(FineTuneCoT):
         if problem := same_vocabulary(tok, teacher_tok, "the student", self.opts.teacher):
             raise ConfigError(f"`{field}`: {problem}")
         tp = self.pairs(train, rationales, seq2seq)
+        if self.opts.top_k is None:
+            encode, collator = (lambda pairs, n: encode_pairs(pairs, tok, seq2seq, n)), Collator(tok.pad_token_id)
+        else:
+            digest, k = folder_digest(teacher_folder(self.opts.teacher)), self.opts.top_k
+            from ..packaged import cache_dir
+
+            cache = TopKCache(Path(self.opts.cache) if self.opts.cache else cache_dir() / "kd" / f"{digest}-k{k}.pt",
+                              self.opts.teacher, digest, k)
+
+            def encode(pairs, n):
+                feats, skipped = encode_pairs(pairs, tok, seq2seq, n)
+                scored = cache.attach(feats, teacher, tok.pad_token_id)
+                log.info("kd: teacher top-%d of %d sequences, %d read from %s", k, len(feats), len(feats) - scored,
+                         cache.path)
+                return feats, skipped
+
+            collator = _collate_topk(Collator(tok.pad_token_id))
         return TrainingParts(KDModule(model, teacher, self.opts), tp, self.pairs(val, rationales, seq2seq), len(tp),
-                             encode=lambda pairs, n: encode_pairs(pairs, tok, seq2seq, n),
-                             collator=Collator(tok.pad_token_id))
+                             encode=encode, collator=collator)
