@@ -108,3 +108,38 @@ def test_kd_trains_from_a_top_k_cache_and_a_rerun_reads_it(tmp_path, teacher, ca
         Run(load_config(None, [f"out={tmp_path / 'b'}", *over])).run_all()  # another run: the teacher is not asked
     counts = re.findall(r"kd: teacher top-16 of (\d+) sequences, (\d+) read", caplog.text)
     assert len(counts) == 2 and all(n == read for n, read in counts)  # training and validation: all from the cache
+
+
+def test_on_policy_batches_are_the_students_own_samples_scored_by_the_teacher(tmp_path, teacher):
+    from cotdistill.methods.kd import KDModule, KDOptions
+    from cotdistill.students import load_student
+    from cotdistill.students.data import Collator, Pair, encode_pairs
+
+    student, tok, _ = load_student("preset:tiny", seed=1)
+    teach, _, _ = load_student(str(teacher))
+    feats, _ = encode_pairs([Pair(f"Take the last letters of 'ab cd{i}' ###", f" b d{i} --> bd{i}") for i in range(4)],
+                            tok, False, 256)
+    b = {k: v for k, v in Collator(tok.pad_token_id)(feats).items() if k != "weights"}
+    module = KDModule(student, teach, KDOptions(teacher="t", on_policy=1.0), pad_id=tok.pad_token_id).train()
+    torch.manual_seed(0)
+    ids, att, lab = module.sample(b["input_ids"], b["labels"])
+    for r in range(4):
+        n_src = int((b["labels"][r] != -100).nonzero()[0])
+        assert torch.equal(ids[r, :n_src], b["input_ids"][r, :n_src]) and (lab[r, :n_src] == -100).all()
+        assert 0 < int((lab[r] != -100).sum()) <= int((b["labels"][r] != -100).sum())  # at most the target's length
+    loss = module(**b)["loss"]
+    assert torch.isfinite(loss) and module.on_policy_batches == 1
+    loss.backward()  # the student learns from its own samples
+    assert any(p.grad is not None for p in student.parameters())
+    half = KDModule(student, teach, KDOptions(teacher="t", on_policy=0.5), seed=3).train()
+    batches = [torch.randint(0, 200, (2, 9)) for _ in range(400)]
+    chosen = [half.takes_on_policy(x) for x in batches]
+    assert 150 < sum(chosen) < 250 and chosen == [half.takes_on_policy(x) for x in batches]  # the same every time
+    assert not any(half.eval().takes_on_policy(x) for x in batches)  # validation is never sampled
+
+
+def test_kd_on_policy_trains_through_the_pipeline(tmp_path, teacher):
+    Run(load_config(None, [f"out={tmp_path}", *TINY, "train.max_steps=10", "methods=[kd]",
+                           f"method_options={{kd: {{teacher: '{teacher}', on_policy: 0.5}}}}"])).run_all()
+    info = json.loads((tmp_path / "kd" / "train_info.json").read_text())
+    assert 0 < info["on_policy_batches"] < 10 and info["steps"] == 10

@@ -13,11 +13,13 @@ ft_cot student, or `pretrained:NAME`); it is never saved with the student. Its d
 computed on the fly, or, with `top_k: K`, once: the K most likely next tokens per target token and
 their log-probabilities, cached in a file that names the teacher (by its files' digest) and reused
 across epochs and runs. With a cache both distributions are compared on those K tokens,
-renormalised (with K the vocabulary size, exactly as on the fly). Decoder-only students;
-generation and answer reading are ft_cot's.
+renormalised (with K the vocabulary size, exactly as on the fly). With `on_policy: lambda` (GKD),
+that share of the training batches is the student's own samples after each source, scored by the
+teacher. Decoder-only students; generation and answer reading are ft_cot's.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -49,6 +51,9 @@ class KDOptions(MethodOptions):
                               "null: the teacher scores every batch")
     cache: str | None = Field(None, description="top_k: the cache file (default: COTDISTILL_CACHE/kd/, one file per "
                               "teacher and K)")
+    on_policy: float = Field(0.0, ge=0.0, le=1.0, description="lambda (GKD): the share of training batches whose "
+                             "targets the student samples itself (temperature 1, up to each target's length), scored "
+                             "by the teacher on the fly; their loss is tau^2 x the divergence alone")
 
 
 log = logging.getLogger(__name__)
@@ -73,18 +78,54 @@ class KDModule(OwnModule):
     """The student, trained on cross-entropy plus the teacher's distributions. The teacher is held
     outside the module's parameters: it never trains, moves with the batch, and stays out of checkpoints."""
 
-    def __init__(self, student, teacher, opts: KDOptions):
+    def __init__(self, student, teacher, opts: KDOptions, pad_id: int = 0, seed: int = 0):
         super().__init__()
         self.student = student
         self._teacher = [teacher.eval().requires_grad_(False)]
-        self.opts = opts
+        self.opts, self.pad_id, self.seed = opts, pad_id, seed
+        self.on_policy_batches = 0
         self.ready(student.config)
 
     def students(self):
         return [self.student]
 
+    def takes_on_policy(self, input_ids: torch.Tensor) -> bool:
+        """Whether this training batch is one of the `on_policy` share. Decided by the batch's tokens and
+        the seed, not by a counter, so a run resumed from a checkpoint decides every later batch alike."""
+        if not (self.training and self.opts.on_policy > 0):
+            return False
+        h = hashlib.blake2b(input_ids.cpu().numpy().tobytes(), digest_size=8, key=str(self.seed).encode())
+        return int.from_bytes(h.digest(), "big") / 2 ** 64 < self.opts.on_policy
+
+    def sample(self, input_ids, labels):
+        """The batch with each row's target replaced by what the student samples after its source."""
+        rows, was = [], self.student.training
+        self.student.eval()
+        with torch.no_grad():
+            for ids, lab in zip(input_ids, labels):
+                n_src = int((lab != -100).nonzero()[0]) if (lab != -100).any() else len(lab)
+                src = ids[:n_src][None]
+                out = self.student.generate(input_ids=src, attention_mask=torch.ones_like(src), do_sample=True, top_k=0,
+                                            temperature=1.0, max_new_tokens=int((lab != -100).sum()),
+                                            pad_token_id=self.pad_id)
+                rows.append((out[0, :n_src], out[0, n_src:]))
+        self.student.train(was)
+        n = max(len(a) + len(b) for a, b in rows)
+        ids = torch.full((len(rows), n), self.pad_id, dtype=torch.long, device=input_ids.device)
+        att = torch.zeros_like(ids)
+        lab = torch.full_like(ids, -100)
+        for r, (src, new) in enumerate(rows):
+            k = len(src) + len(new)
+            ids[r, :k], att[r, :k] = torch.cat([src, new]), 1
+            lab[r, len(src):k] = new
+        return ids, att, lab
+
     def forward(self, input_ids, attention_mask, labels, topk_ids=None, topk_lp=None, **kw):
         o = self.opts
+        if self.takes_on_policy(input_ids):
+            input_ids, attention_mask, labels = self.sample(input_ids, labels)
+            self.on_policy_batches += 1
+            return {"loss": o.temperature ** 2 * self._teacher_divergence(input_ids, attention_mask, labels)}
         logits = self.student(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
         target = labels[:, 1:]
         mask = target != -100
@@ -95,6 +136,14 @@ class KDModule(OwnModule):
         if topk_ids is not None:  # the cached teacher: both distributions on its K tokens, renormalised
             d = divergence(s.gather(-1, topk_ids.long()), topk_lp, o.divergence, o.temperature, o.beta).mean()
             return {"loss": o.alpha * ce + (1 - o.alpha) * o.temperature ** 2 * d}
+        d = self._teacher_divergence(input_ids, attention_mask, labels, s)
+        return {"loss": o.alpha * ce + (1 - o.alpha) * o.temperature ** 2 * d}
+
+    def _teacher_divergence(self, input_ids, attention_mask, labels, s=None) -> torch.Tensor:
+        """The mean divergence over the target tokens, the teacher scoring the batch now."""
+        o, mask = self.opts, labels[:, 1:] != -100
+        if s is None:
+            s = self.student(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
         teacher = self._teacher[0]
         if next(teacher.parameters()).device != input_ids.device:
             teacher.to(input_ids.device)
@@ -103,8 +152,7 @@ class KDModule(OwnModule):
         if t.shape[-1] != s.shape[-1]:
             raise ConfigError(f"kd: the teacher's logits have {t.shape[-1]} entries and the student's {s.shape[-1]}: "
                               "they need the same vocabulary")
-        d = divergence(s, t, o.divergence, o.temperature, o.beta).mean()
-        return {"loss": o.alpha * ce + (1 - o.alpha) * o.temperature ** 2 * d}
+        return divergence(s, t, o.divergence, o.temperature, o.beta).mean()
 
 
 class TopKCache:
@@ -177,6 +225,10 @@ class KnowledgeDistillation(FineTuneCoT):
     Options: ClassVar[type[KDOptions]] = KDOptions
     owns_training = True
 
+    def after_train(self, model, tok, seq2seq, held_out, model_dir, *, parts, **kw) -> dict:
+        # since the last (re)start of training: a resumed run counts the batches after its checkpoint
+        return {"on_policy_batches": parts.model.on_policy_batches} if self.opts.on_policy else {}
+
     def problems(self, cfg) -> list[str]:
         """The teacher must exist, be a language model, and share the student's tokenizer."""
         from ..students import model_problems, tokenizer_problem
@@ -220,5 +272,5 @@ class KnowledgeDistillation(FineTuneCoT):
                 return feats, skipped
 
             collator = _collate_topk(Collator(tok.pad_token_id))
-        return TrainingParts(KDModule(model, teacher, self.opts), tp, self.pairs(val, rationales, seq2seq), len(tp),
-                             encode=encode, collator=collator)
+        module = KDModule(model, teacher, self.opts, pad_id=tok.pad_token_id, seed=seed)
+        return TrainingParts(module, tp, self.pairs(val, rationales, seq2seq), len(tp), encode=encode, collator=collator)
