@@ -92,6 +92,9 @@ def test_a_full_top_k_cache_gives_the_on_the_fly_loss_and_names_its_teacher(tmp_
     assert TopKCache(tmp_path / "c.pt", "t", "digest-a", len(tok)).attach(feats, teach, tok.pad_token_id) == 0  # reused
     with pytest.raises(ConfigError, match=r"made by the teacher t \(files digest-a, K \d+\), not by u \(files digest-b"):
         TopKCache(tmp_path / "c.pt", "u", "digest-b", len(tok))
+    (tmp_path / "broken.pt").write_bytes(b"not a cache")
+    with pytest.raises(ConfigError, match="broken.pt: not a kd top-k cache"):
+        TopKCache(tmp_path / "broken.pt", "t", "digest-a", 4)
 
 
 def test_kd_trains_from_a_top_k_cache_and_a_rerun_reads_it(tmp_path, teacher, caplog):

@@ -163,7 +163,12 @@ class TopKCache:
         self.path, self.teacher, self.digest, self.k = Path(path), teacher, digest, k
         self.entries: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         if self.path.exists():
-            d = torch.load(self.path, weights_only=True)
+            try:
+                d = torch.load(self.path, weights_only=True)
+                d["teacher"], d["teacher_digest"], d["k"], d["entries"]
+            except Exception as e:  # a truncated or foreign file: say which, rather than a pickle traceback
+                raise ConfigError(f"{self.path}: not a kd top-k cache ({type(e).__name__}: {e}); delete it or set "
+                                  f"another `method_options.kd.cache`") from None
             if (d["teacher_digest"], d["k"]) != (digest, k):
                 raise ConfigError(f"{self.path}: a top-k cache made by the teacher {d['teacher']} (files "
                                   f"{d['teacher_digest']}, K {d['k']}), not by {teacher} (files {digest}, K {k}); "
@@ -210,13 +215,16 @@ def _collate_topk(base: Collator):
     return collate
 
 
-def teacher_folder(name: str) -> Path:
-    """The folder of a teacher named by path or pretrained:NAME (whose files identify it)."""
+def teacher_digest(name: str) -> str:
+    """What identifies a teacher: the files of its folder (a path, or pretrained:NAME's converted
+    folder), and its name (all a hub id that is not a local folder has)."""
     if name.startswith("pretrained:"):
         from ..packaged import PACKAGED_LMS
 
-        return PACKAGED_LMS[name.split(":", 1)[1]].folder()
-    return Path(name).expanduser()
+        folder = PACKAGED_LMS[name.split(":", 1)[1]].folder()
+    else:
+        folder = Path(name).expanduser()
+    return content_digest([name, folder_digest(folder) if folder.is_dir() else None])
 
 
 class KnowledgeDistillation(FineTuneCoT):
@@ -258,7 +266,7 @@ class KnowledgeDistillation(FineTuneCoT):
         if self.opts.top_k is None:
             encode, collator = (lambda pairs, n: encode_pairs(pairs, tok, seq2seq, n)), Collator(tok.pad_token_id)
         else:
-            digest, k = folder_digest(teacher_folder(self.opts.teacher)), self.opts.top_k
+            digest, k = teacher_digest(self.opts.teacher), self.opts.top_k
             from ..packaged import cache_dir
 
             cache = TopKCache(Path(self.opts.cache) if self.opts.cache else cache_dir() / "kd" / f"{digest}-k{k}.pt",
