@@ -78,7 +78,7 @@ def loss_curve(run, method: str) -> list[dict]:
 
 def kind_losses(run, method: str) -> dict:
     """The validation loss per kind of the checkpoint training kept (its best step), as training logged it."""
-    from cotdistill.runs import read_json
+    from cotdistill.io import read_json
 
     best = read_json(run.folder.method(method).train_info).get("best_step")
     row = next((r for r in loss_curve(run, method) if r["step"] == best), {})

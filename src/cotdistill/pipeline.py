@@ -15,10 +15,9 @@ from typing import Callable, Iterator, Protocol
 from . import __version__
 from .config import RunConfig, config_defaults, dump_config
 from .errors import ConfigError, DataError
-from .io import ordinary_modes, read_jsonl_list, write_json, write_jsonl
 from .methods import needs_rationales
-from .io import content_digest, folder_digest
-from .runs import RunFolder, check_same, read_json
+from .io import content_digest, folder_digest, ordinary_modes, read_json, read_jsonl_list, write_json, write_jsonl
+from .runs import RunFolder, check_same
 from .tasks.schema import Example
 
 log = logging.getLogger(__name__)

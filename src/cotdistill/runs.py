@@ -16,13 +16,12 @@ unseen, the CLI and the benches), so the layout is written down once.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
 from .config import RETIRED_DEFAULTS, config_defaults
 from .errors import ConfigError, CotDistillError, DataError
-from .io import read_jsonl_list, write_json
+from .io import read_json, read_jsonl_list, write_json
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +178,6 @@ class RunFolder:
 
 def file_digests(files: list[Path]) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
 
 
 def check_same(stamp: Path, current: dict, what: str, defaults: dict | None = None,

@@ -23,8 +23,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import DataError
-from ..io import read_jsonl_list
-from ..runs import RunFolder, read_json
+from ..io import read_json, read_jsonl_list
+from ..runs import RunFolder
 from .tables import accuracy_figure, classification_rows, summary_table, task_rows
 
 def _png(fig) -> str:
