@@ -187,7 +187,7 @@ class Run:
         from .students.train import train_student
 
         method, mf = self.cfg.method(method_name), self.folder.method(method_name)
-        model, tok, seq2seq = self._student(method_name, train, curated)
+        model, tok, seq2seq = self.student(method_name, train, curated)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         by_q = rationales_by_question(curated)
         tr, va, held = self._splits(method_name, train)
@@ -200,7 +200,7 @@ class Run:
                                 encode=parts.encode, collator=parts.collator, groups=parts.groups)
         return Trained(method, model, tok, seq2seq, parts, res, held, va, trainable)
 
-    def _student(self, method_name: str, train: list[Example], curated: list[dict]):
+    def student(self, method_name: str, train: list[Example], curated: list[dict]):
         """The student a method trains: from its source, with the run's tokenizer, LoRA adapters if asked."""
         from .students import load_student
 

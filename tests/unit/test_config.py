@@ -91,8 +91,8 @@ def test_pretrained_lm_recipe_trains_in_bf16_where_the_hardware_has_it(monkeypat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for native in (True, False):
         monkeypatch.setattr(train, "native_cpu_bf16", lambda: native)
-        assert train._bf16(cfg) is native
-    assert train._bf16(load_config(None, []).train) is False  # from scratch on the CPU: fp32
+        assert train.bf16_enabled(cfg) is native
+    assert train.bf16_enabled(load_config(None, []).train) is False  # from scratch on the CPU: fp32
 
 
 def test_validate_says_which_recipe_a_run_uses(tmp_path):

@@ -99,17 +99,30 @@ class KDModule(OwnModule):
 
     def sample(self, input_ids, labels):
         """The batch with each row's target replaced by what the student samples after its source."""
-        rows, was = [], self.student.training
+        # One generate call for the batch (sources left-padded), as GKDTrainer does: sampling row by
+        # row cost most of an on-policy step.
+        has = labels != -100
+        n_srcs = [int(h.nonzero()[0]) if h.any() else len(h) for h in has]
+        n_tgts = [int(h.sum()) for h in has]
+        width = max(n_srcs)
+        src = torch.full((len(n_srcs), width), self.pad_id, dtype=torch.long, device=input_ids.device)
+        src_att = torch.zeros_like(src)
+        for r, n in enumerate(n_srcs):
+            src[r, width - n:], src_att[r, width - n:] = input_ids[r, :n], 1
+        eos = getattr(self.student.generation_config, "eos_token_id", None)
+        was = self.student.training
         self.student.eval()
         with torch.no_grad():
-            for ids, lab in zip(input_ids, labels):
-                n_src = int((lab != -100).nonzero()[0]) if (lab != -100).any() else len(lab)
-                src = ids[:n_src][None]
-                out = self.student.generate(input_ids=src, attention_mask=torch.ones_like(src), do_sample=True, top_k=0,
-                                            temperature=1.0, max_new_tokens=int((lab != -100).sum()),
-                                            pad_token_id=self.pad_id)
-                rows.append((out[0, :n_src], out[0, n_src:]))
+            out = self.student.generate(input_ids=src, attention_mask=src_att, do_sample=True, top_k=0, temperature=1.0,
+                                        max_new_tokens=max(1, max(n_tgts)), pad_token_id=self.pad_id)
         self.student.train(was)
+        rows = []
+        for r, (n_src, n_tgt) in enumerate(zip(n_srcs, n_tgts)):
+            new = out[r, width:width + max(1, n_tgt)]  # up to the row's own target length
+            if eos is not None:  # up to and with the first end of sequence (the rest is padding)
+                ends = torch.isin(new, torch.tensor(eos, device=new.device).reshape(-1)).nonzero()
+                new = new[:int(ends[0]) + 1] if len(ends) else new
+            rows.append((input_ids[r, :n_src], new))
         n = max(len(a) + len(b) for a, b in rows)
         ids = torch.full((len(rows), n), self.pad_id, dtype=torch.long, device=input_ids.device)
         att = torch.zeros_like(ids)

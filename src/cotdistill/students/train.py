@@ -251,7 +251,7 @@ def train_student(
         report_to=[r for r in cfg.report_to if r != "tensorboard"], run_name=f"{out_dir.parent.name}/{out_dir.name}",
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         prediction_loss_only=True,  # validation needs the loss only: no gathering of (batch x tokens x vocab) logits
-        bf16=_bf16(cfg), torch_compile=cfg.compile,
+        bf16=bf16_enabled(cfg), torch_compile=cfg.compile,
     )
     own_batches = collator is not None
     packed = _use_packing(cfg, model, seq2seq, own_batches=own_batches)
@@ -305,7 +305,7 @@ def _tensorboard(cfg, out_dir: Path) -> list:
     return [cb]
 
 
-def _bf16(cfg) -> bool:
+def bf16_enabled(cfg) -> bool:
     gpu = torch.cuda.is_available()
     if cfg.bf16 == "native":
         return torch.cuda.is_bf16_supported() if gpu else native_cpu_bf16()
