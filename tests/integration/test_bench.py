@@ -366,3 +366,28 @@ def test_serve_throughput_quick(tmp_path):
     assert s["settings"]["batched_8"]["largest_batch"] > 1  # concurrent requests did share a generation
     assert s["same_answers"] == "12/12"  # batching changes the speed, not what the student says
     assert r.stdout.rstrip().splitlines()[-1].startswith("batched / one per generation:")
+
+
+def test_kd_bench_quick(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/kd.py"), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    rows = s["tasks"]["last_letters"]
+    for m in ("ft_cot", "kd", "kd_on_policy", "trl_gkd"):
+        assert {"accuracy", "ci95", "target_tokens_per_s", "train_seconds"} <= rows[m].keys(), m
+        assert rows[m]["steps"] == 4 and rows[m]["target_tokens_per_s"] > 0
+    assert "accuracy" in rows["teacher"]
+    assert any("not slower than trl_gkd" in b for b in s["bars"]) and any("kd above ft_cot" in b for b in s["bars"])
+    assert "trl_gkd" in r.stdout and "Bars" in r.stdout
+    again = subprocess.run([sys.executable, str(ROOT / "bench/kd.py"), "--quick", "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=900)  # everything is read back
+    assert again.returncode == 0, again.stderr[-3000:]
+    back = json.loads((tmp_path / "summary.json").read_text())["tasks"]["last_letters"]
+    assert all(back[m] == rows[m] for m in ("teacher", "ft_cot", "kd", "kd_on_policy", "trl_gkd"))
+
+
+def test_kd_bench_without_data_says_so(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/kd.py"), "--data", str(tmp_path / "nothing"), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--data" in r.stderr

@@ -52,7 +52,7 @@ class KDOptions(MethodOptions):
     cache: str | None = Field(None, description="top_k: the cache file (default: COTDISTILL_CACHE/kd/, one file per "
                               "teacher and K)")
     on_policy: float = Field(0.0, ge=0.0, le=1.0, description="lambda (GKD): the share of training batches whose "
-                             "targets the student samples itself (temperature 1, up to each target's length), scored "
+                             "targets the student samples itself (temperature 1, up to the batch's longest target), scored "
                              "by the teacher on the fly; their loss is tau^2 x the divergence alone")
 
 
@@ -117,8 +117,11 @@ class KDModule(OwnModule):
                                         max_new_tokens=max(1, max(n_tgts)), pad_token_id=self.pad_id)
         self.student.train(was)
         rows = []
-        for r, (n_src, n_tgt) in enumerate(zip(n_srcs, n_tgts)):
-            new = out[r, width:width + max(1, n_tgt)]  # up to the row's own target length
+        # Every row may run to the batch's longest target, as in GKDTrainer: cut at its own target's
+        # length, a sample rarely reached its end of sequence, and the student never learnt to stop
+        # on its own samples (measured: docs/results/kd.md).
+        for r, n_src in enumerate(n_srcs):
+            new = out[r, width:]
             if eos is not None:  # up to and with the first end of sequence (the rest is padding)
                 ends = torch.isin(new, torch.tensor(eos, device=new.device).reshape(-1)).nonzero()
                 new = new[:int(ends[0]) + 1] if len(ends) else new
