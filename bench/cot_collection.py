@@ -154,11 +154,9 @@ def paired_difference(out: Path, tasks: list[str], k: int) -> dict | None:
             if not f.exists():
                 return None
             got.append({p["id"]: int(p["correct"]) for p in read_jsonl_list(f)})
-        d = [got[0][i] - got[1][i] for i in sorted(got[0].keys() & got[1].keys())]
-        mean = sum(d) / len(d)
+        mean, v, count = harness.paired_terms(*got)
         means.append(mean)
-        var += (sum((x - mean) ** 2 for x in d) / (len(d) - 1) if len(d) > 1 else 0.0) / len(d)
-        n += len(d)
+        var, n = var + v, n + count
     diff, half = 100 * sum(means) / len(means), 100 * 1.96 * math.sqrt(var) / len(means)
     return {"difference": round(diff, 2), "ci95": [round(diff - half, 2), round(diff + half, 2)], "tasks": len(means),
             "questions": n}

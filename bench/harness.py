@@ -165,6 +165,22 @@ def pool_seeds(rows: list[dict], preds: list[list[dict]], method: str) -> dict:
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
+def paired_terms(a: dict, b: dict) -> tuple[float, float, int]:
+    """Per-question correctness (id -> 0/1) of two students on the same questions: the mean of a - b
+    over the questions both answered, the variance of that mean, and how many questions."""
+    d = [a[i] - b[i] for i in sorted(a.keys() & b.keys())]
+    mean = sum(d) / len(d)
+    var = (sum((x - mean) ** 2 for x in d) / (len(d) - 1) if len(d) > 1 else 0.0) / len(d)
+    return mean, var, len(d)
+
+
+def paired(a: dict, b: dict) -> dict:
+    """a minus b in accuracy points, paired by question, with its 95% interval (normal approximation)."""
+    mean, var, n = paired_terms(a, b)
+    diff, half = 100 * mean, 100 * 1.96 * math.sqrt(var)
+    return {"difference": round(diff, 2), "ci95": [round(diff - half, 2), round(diff + half, 2)], "questions": n}
+
+
 def seed_interval(values: list[float]) -> dict:
     """A figure measured once per seed (e.g. macro-F1, which does not pool over answers): the mean,
     the 95% t-interval of the mean and the sample standard deviation."""

@@ -28,14 +28,11 @@ import time
 from pathlib import Path
 
 import harness
+from finetune_cot_replay import teacher_file
 
 METHODS = ["ft_cot", "kd", "kd_on_policy", "trl_gkd"]
 TASKS = ["coin_flip", "last_letter_concatenation"]
 KEEP = ("accuracy", "ci95", "n", "steps", "mean_generated_tokens", "no_answer", "train_pairs")
-
-
-def teacher_file(data: Path, task: str) -> Path:
-    return data / "finetune-cot/teacher/text-davinci-002__zs_cot" / f"D_{task}.json"
 
 
 def data_sections(args, task: str) -> dict:
@@ -126,7 +123,7 @@ def trl_gkd(args, task: str, teacher: Path) -> dict:
     from trl.experimental.gkd import GKDConfig, GKDTrainer
 
     from cotdistill.evaluate import predict, score
-    from cotdistill.io import read_json, write_json
+    from cotdistill.io import read_json, write_json, write_jsonl
     from cotdistill.pipeline import Run
     from cotdistill.students import load_student
     from cotdistill.students.data import encode_pairs
@@ -179,6 +176,7 @@ def trl_gkd(args, task: str, teacher: Path) -> dict:
     preds = predict(method, model, tok, False, test, max_new_tokens=run._max_new_tokens(longest),
                     batch_size=run.cfg.eval.batch_size)
     metrics = score(method, preds)
+    write_jsonl(folder / "predictions.jsonl", preds)
     result = {**{k: v for k, v in metrics.items() if k in KEEP}, "steps": out.global_step, "train_pairs": len(feats),
               "skipped_overlong": skipped, "train_seconds": round(out.metrics["train_runtime"], 1),
               "bf16": bf16, "_minutes": round(minutes, 1)}
@@ -197,15 +195,29 @@ def run_task(args, task: str) -> dict:
             r = rows[m]
             r["target_tokens_per_s"] = round(per_pair * args.batch_size * r["steps"] / r["train_seconds"], 1)
     rows["_target_tokens_per_pair"] = round(per_pair, 1)
+    rows["_paired_with_ft_cot"] = paired_with_ft_cot(args.out / task)
     return rows
+
+
+def paired_with_ft_cot(folder: Path) -> dict:
+    """Each student's accuracy minus ft_cot's, paired by test question, with its 95% interval."""
+    from cotdistill.io import read_jsonl_list
+    from cotdistill.runs import RunFolder
+
+    files = {"ft_cot": RunFolder(folder / "main").method("ft_cot").predictions,
+             "kd": RunFolder(folder / "main").method("kd").predictions,
+             "kd_on_policy": RunFolder(folder / "on_policy").method("kd").predictions,
+             "trl_gkd": folder / "trl_gkd" / "predictions.jsonl"}
+    got = {m: {p["id"]: int(p["correct"]) for p in read_jsonl_list(f)} for m, f in files.items() if f.exists()}
+    return {m: harness.paired(c, got["ft_cot"]) for m, c in got.items() if m != "ft_cot" and "ft_cot" in got}
 
 
 def check_bars(tasks: dict) -> dict:
     out = {}
-    above = {t: r["kd"]["accuracy"] - r["ft_cot"]["accuracy"] for t, r in tasks.items() if {"kd", "ft_cot"} <= r.keys()}
-    if above:
-        out["kd above ft_cot at equal steps on at least one task (accuracy points)"] = harness.bar(
-            {t: round(v, 2) for t, v in above.items()}, "> 0 on one task", any(v > 0 for v in above.values()))
+    above = {t: r["_paired_with_ft_cot"]["kd"] for t, r in tasks.items() if "kd" in r.get("_paired_with_ft_cot", {})}
+    if above:  # the bar is the point difference; its paired interval says whether it is more than noise
+        out["kd above ft_cot at equal steps on at least one task (kd - ft_cot, points, paired 95% CI)"] = harness.bar(
+            above, "> 0 on one task", any(v["difference"] > 0 for v in above.values()))
     for t, r in tasks.items():
         if {"kd_on_policy", "trl_gkd"} <= r.keys():  # the same work per step: on-policy share, teacher on the fly
             a, b = r["kd_on_policy"]["target_tokens_per_s"], r["trl_gkd"]["target_tokens_per_s"]
