@@ -117,9 +117,8 @@ class KDModule(OwnModule):
                                         max_new_tokens=max(1, max(n_tgts)), pad_token_id=self.pad_id)
         self.student.train(was)
         rows = []
-        # Every row may run to the batch's longest target, as in GKDTrainer: cut at its own target's
-        # length, a sample rarely reached its end of sequence, and the student never learnt to stop
-        # on its own samples (measured: docs/results/kd.md).
+        # Every row may run to the batch's longest target, as in GKDTrainer, so that a sample can
+        # reach its end of sequence (cut at its own target's length, few did).
         for r, n_src in enumerate(n_srcs):
             new = out[r, width:]
             if eos is not None:  # up to and with the first end of sequence (the rest is padding)
