@@ -80,17 +80,23 @@ def training_pairs(run) -> tuple[list, list]:
     return method.pairs(tr, by_q, False), method.pairs(va, by_q, False)
 
 
+def target_lengths(feats: list[dict]) -> list[int]:
+    """The tokens carrying loss in each encoded pair."""
+    return [sum(1 for t in f["labels"] if t != -100) for f in feats]
+
+
 def per_token(pairs: list, tok) -> float:
     from cotdistill.students.data import encode_pairs
 
     feats, _ = encode_pairs(pairs, tok, False, 10 ** 6)
-    return sum(sum(1 for t in f["labels"] if t != -100) for f in feats) / len(feats)
+    return sum(target_lengths(feats)) / len(feats)
 
 
 def student_runs(args, task: str, teacher: Path) -> dict:
     """ft_cot and kd in one run folder, kd_on_policy in another; rows with their speed."""
     from cotdistill.io import read_jsonl_list
     from cotdistill.pipeline import Run
+    from cotdistill.students import load_tokenizer
 
     kd = {"teacher": str(teacher), "alpha": args.alpha}
     rows = {}
@@ -110,9 +116,9 @@ def student_runs(args, task: str, teacher: Path) -> dict:
             r["train_seconds"] = round(seconds, 1)
             rows[label] = r
         rows[f"_{name}_minutes"] = round((time.time() - t0) / 60, 1)
-        pairs, _ = training_pairs(run)
-        _, tok, _ = run.load_trained(run.folder.model(methods[0]))
-        rows["_target_tokens_per_pair"] = per_token(pairs, tok)
+        if "_target_tokens_per_pair" not in rows:  # the same pairs in every run: counted once
+            pairs, _ = training_pairs(run)
+            rows["_target_tokens_per_pair"] = per_token(pairs, load_tokenizer(str(run.folder.model(methods[0]))))
     return rows
 
 
@@ -126,7 +132,7 @@ def trl_gkd(args, task: str, teacher: Path) -> dict:
     from cotdistill.io import read_json, write_json, write_jsonl
     from cotdistill.pipeline import Run
     from cotdistill.students import load_student
-    from cotdistill.students.data import encode_pairs
+    from cotdistill.students.data import Collator, encode_pairs
     from cotdistill.students.train import bf16_enabled
 
     folder = args.out / task / "trl_gkd"
@@ -142,7 +148,7 @@ def trl_gkd(args, task: str, teacher: Path) -> dict:
     feats, skipped = encode_pairs(pairs, tok, False, run.cfg.train.max_length)
     teach, _, _ = load_student(str(teacher))
     bf16 = bf16_enabled(run.cfg.train)  # as the runs beside it train
-    longest = max(sum(1 for t in f["labels"] if t != -100) for f in feats)
+    longest = max(target_lengths(feats))
     cfg = GKDConfig(
         output_dir=str(folder / "trainer"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         learning_rate=run.cfg.train.learning_rate, warmup_steps=run.cfg.train.warmup_steps,
@@ -150,16 +156,14 @@ def trl_gkd(args, task: str, teacher: Path) -> dict:
         lmbda=args.lmbda, beta=0.0, temperature=1.0, max_new_tokens=longest, save_strategy="no", report_to=[],
         logging_steps=max(1, args.steps // 10), seed=run.cfg.train.seed, use_cpu=not torch.cuda.is_available())
 
+    padded = Collator(tok.pad_token_id)
+
     def collate(batch: list[dict]) -> dict:
-        """Right-padded sequences with labels on the target, and the left-padded sources GKD samples after."""
-        n = max(len(f["input_ids"]) for f in batch)
+        """The right-padded batch every method trains on, and the left-padded sources GKD samples after."""
+        out = {k: v for k, v in padded(batch).items() if k != "weights"}
         srcs = [[t for t, lab in zip(f["input_ids"], f["labels"]) if lab == -100] for f in batch]
-        m = max(len(s) for s in srcs)
-        pad = tok.pad_token_id
-        return {"input_ids": torch.tensor([f["input_ids"] + [pad] * (n - len(f["input_ids"])) for f in batch]),
-                "attention_mask": torch.tensor([[1] * len(f["input_ids"]) + [0] * (n - len(f["input_ids"])) for f in batch]),
-                "labels": torch.tensor([f["labels"] + [-100] * (n - len(f["labels"])) for f in batch]),
-                "prompts": torch.tensor([[pad] * (m - len(s)) + s for s in srcs]),
+        m, pad = max(len(s) for s in srcs), tok.pad_token_id
+        return {**out, "prompts": torch.tensor([[pad] * (m - len(s)) + s for s in srcs]),
                 "prompt_attention_mask": torch.tensor([[0] * (m - len(s)) + [1] * len(s) for s in srcs])}
 
     data = Dataset.from_list([{"input_ids": f["input_ids"], "labels": f["labels"]} for f in feats])
@@ -189,11 +193,9 @@ def run_task(args, task: str) -> dict:
     rows = {"teacher": teacher_row, **student_runs(args, task, teacher)}
     if "trl_gkd" in args.methods:
         rows["trl_gkd"] = trl_gkd(args, task, teacher)
-    per_pair = rows.pop("_target_tokens_per_pair")
-    for m in METHODS:
-        if m in rows:
-            r = rows[m]
-            r["target_tokens_per_s"] = round(per_pair * args.batch_size * r["steps"] / r["train_seconds"], 1)
+    per_pair = rows["_target_tokens_per_pair"]
+    for r in (rows[m] for m in METHODS if m in rows):
+        r["target_tokens_per_s"] = round(per_pair * args.batch_size * r["steps"] / r["train_seconds"], 1)
     rows["_target_tokens_per_pair"] = round(per_pair, 1)
     rows["_paired_with_ft_cot"] = paired_with_ft_cot(args.out / task)
     return rows
