@@ -68,19 +68,23 @@ class MethodFolder:
         self.fingerprint.unlink(missing_ok=True)
 
     def trained_before(self, max_steps: int, resume: bool) -> dict | None:
-        """The train_info of a finished training whose checkpoints were deleted (train.keep_checkpoints:
-        false), when its saved model covers the step budget; None means train (or resume) as usual."""
-        from .students.train import last_checkpoint
+        """The train_info of a finished training whose saved model covers the step budget, when no
+        checkpoint went further (checkpoints kept or deleted by train.keep_checkpoints: false); None
+        means train (or resume) as usual. Reusing it spares a rerun the reload of the best checkpoint,
+        the save and the method's after-training fit, and keeps the model's files (and so their
+        evaluation) as they were."""
+        from .students.train import last_checkpoint, step_of
 
-        if not resume or last_checkpoint(self.checkpoints) is not None:
+        if not resume or not (self.model.is_dir() and self.train_info.exists()):  # model/ is moved into place whole
             return None
-        if not (self.model.is_dir() and self.train_info.exists()):  # model/ is moved into place whole
-            return None
-        info = read_json(self.train_info)
+        info, last = read_json(self.train_info), last_checkpoint(self.checkpoints)
         if info.get("steps", 0) < max_steps:
-            log.warning("%s: the model saved after %s steps has no checkpoint to resume from "
-                        "(train.keep_checkpoints: false); training %d steps from the start",
-                        self.root, info.get("steps"), max_steps)
+            if last is None:
+                log.warning("%s: the model saved after %s steps has no checkpoint to resume from "
+                            "(train.keep_checkpoints: false); training %d steps from the start",
+                            self.root, info.get("steps"), max_steps)
+            return None
+        if last is not None and step_of(last) > info["steps"]:  # trained on after this model was saved
             return None
         log.info("%s: training already finished at step %s: reusing its model", self.root, info["steps"])
         return info

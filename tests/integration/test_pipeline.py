@@ -149,6 +149,28 @@ def test_dropped_checkpoints_a_rerun_reuses_the_model_and_a_larger_budget_retrai
     assert json.loads((mdir / "train_info.json").read_text())["steps"] == 45 and min(steps) < 15  # from the start
 
 
+def test_kept_checkpoints_a_rerun_reuses_the_model_without_saving_it_again(tmp_path, caplog):
+    over = [f"out={tmp_path}", *TINY, "methods=[ft_cot]", "train.max_steps=10", "train.eval_every=5",
+            "eval.max_new_tokens=20"]
+    Run(load_config(None, over)).run_all()
+    mdir = tmp_path / "ft_cot"
+    assert (mdir / "checkpoints" / "checkpoint-10").is_dir()
+    files = {p: p.stat().st_mtime_ns for p in (mdir / "model").iterdir()}
+    # another out folder for the same run would have rewritten model/cotdistill.yaml and so evaluated again
+    with caplog.at_level("INFO", logger="cotdistill"):
+        Run(load_config(None, over)).run_all()
+    assert "training already finished at step 10: reusing its model" in caplog.text
+    assert "evaluation of ft_cot already finished" in caplog.text
+    assert {p: p.stat().st_mtime_ns for p in (mdir / "model").iterdir()} == files
+    caplog.clear()
+    with caplog.at_level("INFO", logger="cotdistill"):  # a larger budget resumes from checkpoint-10
+        Run(load_config(None, [*over, "train.max_steps=15"])).run_all()
+    assert "reusing its model" not in caplog.text
+    info = json.loads((mdir / "train_info.json").read_text())
+    steps = [json.loads(l)["step"] for l in (mdir / "train_log.jsonl").read_text().splitlines()]
+    assert info["steps"] == 15 and min(steps) <= 5  # resumed: the log keeps the steps before
+
+
 def _save_random(kind: str, path: Path):
     from cotdistill.students.presets import byte_tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration

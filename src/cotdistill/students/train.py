@@ -279,7 +279,7 @@ def train_student(
     with packed_attention(model) if packed else contextlib.nullcontext():
         trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     best = trainer.state.best_metric
-    best_step = _step_of(trainer.state.best_model_checkpoint)
+    best_step = step_of(trainer.state.best_model_checkpoint)
     # The state's log holds the steps before a resume too (restored from the checkpoint).
     history = [dict(h) for h in trainer.state.log_history]
     for h in history:
@@ -343,7 +343,7 @@ def _use_grouping(cfg, packed: bool, own_batches: bool) -> bool:
     return cfg.group_by_length
 
 
-def _step_of(checkpoint: str | Path | None) -> int | None:
+def step_of(checkpoint: str | Path | None) -> int | None:
     return int(str(checkpoint).rsplit("-", 1)[1]) if checkpoint else None
 
 
@@ -353,7 +353,7 @@ def last_checkpoint(ckpt_dir: Path) -> Path | None:
     (a kill during its save) is passed over."""
     found = [p for p in ckpt_dir.glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()
              and (p / "trainer_state.json").exists()] if ckpt_dir.is_dir() else []
-    return max(found, key=_step_of) if found else None
+    return max(found, key=step_of) if found else None
 
 
 def _finished(model, last: Path, ckpt_dir: Path, max_steps: int):
@@ -389,4 +389,4 @@ def _finished(model, last: Path, ckpt_dir: Path, max_steps: int):
     # The log written when that training ended also holds its closing record, which the checkpoint lacks.
     written = ckpt_dir.parent / LOG_FILE
     history = read_jsonl_list(written) if written.exists() else [dict(h) for h in state.log_history]
-    return state.global_step, state.best_metric, _step_of(state.best_model_checkpoint), history
+    return state.global_step, state.best_metric, step_of(state.best_model_checkpoint), history
