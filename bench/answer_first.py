@@ -172,14 +172,20 @@ def check_bars(sets: dict) -> dict:
     return bars
 
 
-def paper_claims(sets: dict) -> dict:
+def paper_claims(sets: dict, correct: dict[str, dict[str, dict]]) -> dict:
     """Chen et al.'s claims as measured on each set (reported, not bars): post-thinking above
-    pre-thinking (ft_cot), and adaptive thinking above both."""
+    pre-thinking (ft_cot), and adaptive thinking above both, each with the difference paired by
+    question and its 95% interval (`correct`: set -> method -> {(seed, id): right}); adaptive is
+    paired with the better of the two."""
     out = {}
     for name, ms in sets.items():
         f, p, a = (ms[m]["accuracy"] for m in ("ft_cot", "post", "adaptive"))
-        out[name] = {"post > ft_cot": {"post": p, "ft_cot": f, "holds": p > f},
-                     "adaptive > ft_cot and post": {"adaptive": a, "best_of_both": max(f, p), "holds": a > max(f, p)}}
+        c = correct[name]
+        out[name] = {"post > ft_cot": {"post": p, "ft_cot": f, "holds": p > f,
+                                       "paired": harness.paired(c["post"], c["ft_cot"])},
+                     "adaptive > ft_cot and post": {"adaptive": a, "best_of_both": max(f, p), "holds": a > max(f, p),
+                                                    "paired": harness.paired(c["adaptive"],
+                                                                             c["post" if p > f else "ft_cot"])}}
     return out
 
 
@@ -241,7 +247,7 @@ def main(argv=None) -> int:
                       key=lambda j: -steps_of(j[0], args) * (2 if j[2] in ("adaptive", "ft_cot") else 1))
         futs = {j: pool.submit(train_eval, *j, args) for j in jobs}
         results = {j: f.result() for j, f in futs.items()}
-    sets, forced, routing, mixed_parts, setup, agreement = {}, {}, {}, None, {}, {}
+    sets, forced, routing, mixed_parts, setup, agreement, correct = {}, {}, {}, None, {}, {}, {}
     for n in names:
         tests = {}
         for k in seeds:  # each seed's own run folder gets its summary and report
@@ -260,10 +266,12 @@ def main(argv=None) -> int:
         if n == "mixed":
             mixed_parts = by_part([(tests[k], {m: results[n, k, m]["preds"] for m in METHODS}) for k in seeds])
         agreement[n] = agreement_of({m: [p for k in seeds for p in results[n, k, m]["preds"]] for m in METHODS})
+        correct[n] = {m: {(k, p["id"]): int(p["correct"]) for k in seeds for p in results[n, k, m]["preds"]}
+                      for m in METHODS}
         setup[n] = {"n_train": len(train), "n_test": len(tests[0]), "steps": sets[n]["ft_cot"]["steps"], "seeds": args.seeds,
                     "seconds": {m: [results[n, k, m]["seconds"] for k in seeds] for m in METHODS}}
     summary = {
-        "sets": sets, "bars": check_bars(sets), "paper_claims": paper_claims(sets), "agreement": agreement,
+        "sets": sets, "bars": check_bars(sets), "paper_claims": paper_claims(sets, correct), "agreement": agreement,
         "adaptive_forced": forced, "routing": routing,
         "mixed_by_part": mixed_parts, "setup": setup, "student": student_label(args),
         "device": harness.device(), "quick": args.quick, "seeds": args.seeds, "seconds": round(time.time() - t0, 1),

@@ -81,6 +81,9 @@ def test_answer_first_quick(tmp_path):
     assert pair["both_right"] + pair["only_ft_cot"] == round(s["sets"]["mixed"]["ft_cot"]["accuracy"] * n / 100)
     assert s["paper_claims"]["mixed"]["post > ft_cot"]["holds"] == (s["sets"]["mixed"]["post"]["accuracy"] >
                                                                      s["sets"]["mixed"]["ft_cot"]["accuracy"])
+    claim = s["paper_claims"]["mixed"]["post > ft_cot"]["paired"]  # paired by question: agrees with the counts
+    assert claim["questions"] == n and claim["difference"] == round(100 * (pair["only_post"] - pair["only_ft_cot"]) / n, 2)
+    assert claim["ci95"][0] <= claim["difference"] <= claim["ci95"][1]
     table, bars = r.stdout.rstrip().split("\nBars\n")
     last = table.splitlines()[-1].split()
     assert last[0] == sets[-1] and last[1] == "direct"  # the table, then the bars, last
