@@ -33,7 +33,7 @@ import json
 import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import harness
@@ -245,8 +245,13 @@ def main(argv=None) -> int:
         # Longest jobs first, so the pool's last ones are short.
         jobs = sorted(((n, k, m) for n in names for k in seeds for m in METHODS),
                       key=lambda j: -steps_of(j[0], args) * (2 if j[2] in ("adaptive", "ft_cot") else 1))
-        futs = {j: pool.submit(train_eval, *j, args) for j in jobs}
-        results = {j: f.result() for j, f in futs.items()}
+        futs = {pool.submit(train_eval, *j, args): j for j in jobs}
+        results = {}
+        for f in as_completed(futs):  # a long run says what finished, as it finishes
+            j = futs[f]
+            results[j] = r = f.result()
+            print(f"[{len(results)}/{len(futs)}] {j[0]} seed {j[1]} {j[2]}: accuracy {r['row']['accuracy']:.2f}, "
+                  f"{r['row']['mean_generated_tokens']:.1f} tokens, {r['seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
     sets, forced, routing, mixed_parts, setup, agreement, correct = {}, {}, {}, None, {}, {}, {}
     for n in names:
         tests = {}
