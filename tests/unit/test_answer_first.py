@@ -103,3 +103,11 @@ def test_route_labels_prefer_post_when_both_modes_are_right(monkeypatch, neither
     recs = method.label_routes(None, None, False, exs, max_new_tokens=8, batch_size=4)
     assert [r["label"] for r in recs] == expected
     assert recs[0]["pre_tokens"] == 30 and recs[0]["post_tokens"] == 3
+
+
+def test_perception_steps_are_capped_by_passes_over_the_labels():
+    m = get_method("adaptive")  # 300 steps, 20 epochs, batch 32
+    assert m.perception_steps(105) == 66  # ceil(20 * 105 / 32): a small labelled set
+    assert m.perception_steps(900) == 300  # the step cap: synthetic sets keep their 300
+    assert m.perception_steps(1) == 1
+    assert get_method("adaptive", {"perception_epochs": 1, "perception_batch_size": 10}).perception_steps(25) == 3

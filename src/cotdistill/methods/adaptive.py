@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from typing import Literal
 
@@ -37,7 +38,10 @@ class AdaptiveOptions(MethodOptions):
     neither: Literal["skip", "pre", "post"] = Field("skip", description="label of a question neither mode answers")
     n_virtual_tokens: int = Field(8, ge=1, le=256, description="soft prompt length")
     head_hidden: int = Field(64, ge=0, description="hidden units of the perception head (0 = linear)")
-    perception_steps: int = Field(300, ge=1)
+    perception_steps: int = Field(300, ge=1, description="optimizer steps of the perception module, at most")
+    perception_epochs: float = Field(20.0, gt=0, description=(
+        "and at most this many passes over the labelled questions: every step runs the frozen student "
+        "forward and backward, so a few hundred labels get a few dozen steps, not hundreds"))
     perception_lr: float = Field(3e-3, gt=0)
     perception_batch_size: int = Field(32, ge=1)
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="route to post when P(post) >= threshold")
@@ -147,14 +151,20 @@ class AdaptiveThinking(Method):
             log.warning("adaptive: %s", fallback)
             labelled = [{**r, "label": "post"} for r in recs]
         perception = Perception.for_student(model, self.opts.n_virtual_tokens, self.opts.head_hidden)
-        with reporter.task("adaptive: train perception module", self.opts.perception_steps) as adv:
+        steps = self.perception_steps(len(labelled))
+        with reporter.task("adaptive: train perception module", steps) as adv:
             fit = perception.fit(model, tok, seq2seq, [r["question"] for r in labelled],
-                                 [LABELS.index(r["label"]) for r in labelled], steps=self.opts.perception_steps,
+                                 [LABELS.index(r["label"]) for r in labelled], steps=steps,
                                  lr=self.opts.perception_lr, batch_size=self.opts.perception_batch_size, progress=adv)
         info = {**stats, "perception": fit, **({"fallback": fallback} if fallback else {})}
         d = perception.save(model_dir / DIRNAME, info)
         write_jsonl(d / "route_labels.jsonl", recs)
         return {"routing": info}
+
+    def perception_steps(self, n_labelled: int) -> int:
+        """perception_steps, or fewer when that many would pass over the labels more than perception_epochs times."""
+        o = self.opts
+        return max(1, min(o.perception_steps, math.ceil(o.perception_epochs * n_labelled / o.perception_batch_size)))
 
     def load_extras(self, model_dir, model):
         if self.opts.mode != "auto":
