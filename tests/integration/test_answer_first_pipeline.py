@@ -28,6 +28,10 @@ def test_answer_first_methods_end_to_end_with_routing_saved_and_reloaded(tmp_pat
     info = json.loads((tmp_path / "adaptive" / "train_info.json").read_text())
     assert info["held_out_questions"] == 48 and info["routing"]["held_out_questions"] == 48 + 24  # + validation
     assert len(_jsonl(mdir / "perception" / "route_labels.jsonl")) == 72
+    check = info["routing"]["check"]  # the routes against each single mode on the held-out questions
+    assert check["pre_accuracy"] == info["routing"]["pre_accuracy"] and 0 <= check["routed_accuracy"] <= 100
+    best = max(check["pre_accuracy"], check["post_accuracy"])
+    assert (check["fixed_mode"] is None) == (check["routed_accuracy"] >= best)
     preds = _jsonl(tmp_path / "adaptive" / "predictions.jsonl")
     assert all(p["mode"] in ("pre", "post") and 0 <= p["p_post"] <= 1 for p in preds)
     m = s["methods"]["adaptive"]

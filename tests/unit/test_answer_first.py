@@ -86,6 +86,33 @@ def test_adaptive_routes_each_question_and_records_it(student, tmp_path):
     assert {o.extra["mode"] for o in forced.predict(model, tok, seq2seq, tb, max_new_tokens=4, batch_size=8)} == {"pre"}
     with pytest.raises(ModelError, match="no perception module"):
         get_method("adaptive").predict(model, tok, seq2seq, tb, max_new_tokens=4, batch_size=8)
+    # A router that failed its check: every question goes to the recorded mode, unless the check is off.
+    mod.save(tmp_path / "perception", {"check": {"fixed_mode": "pre"}})
+    checked = get_method("adaptive").load_extras(tmp_path, model)
+    assert {o.extra["mode"] for o in checked.predict(model, tok, seq2seq, tb, max_new_tokens=4, batch_size=8)} == {"pre"}
+    unchecked = get_method("adaptive", {"router_check": False}).load_extras(tmp_path, model)
+    assert [o.extra["mode"] for o in unchecked.predict(model, tok, seq2seq, ta + tb, max_new_tokens=4,
+                                                       batch_size=8)] == ["pre"] * 5 + ["post"] * 5
+
+
+def _recs(pre, post):
+    return [{"pre_correct": a, "post_correct": b} for a, b in zip(pre, post)]
+
+
+def test_router_check_falls_back_to_a_single_mode_only_when_it_answers_more():
+    from cotdistill.methods.adaptive import router_check
+
+    # Post right only by luck (half the time), pre almost always: routes from coin-toss labels lose to pre.
+    recs = _recs([1, 1, 1, 1, 1, 1, 1, 0], [1, 0, 1, 0, 0, 1, 0, 1])
+    noisy = router_check(recs, [0.9, 0.9, 0.2, 0.8, 0.1, 0.7, 0.6, 0.9], 0.5)
+    assert noisy["routed_accuracy"] == 62.5 and noisy["pre_accuracy"] == 87.5 and noisy["fixed_mode"] == "pre"
+    assert noisy["routed_to_post"] == 0.75
+    # Routes that pick each question's right mode beat both single modes: the router stays.
+    mixed = _recs([1, 1, 0, 0], [0, 0, 1, 1])
+    assert router_check(mixed, [0.1, 0.2, 0.9, 0.8], 0.5)["fixed_mode"] is None
+    # A tie between the routes and the best mode keeps the router; a tie between modes favours post.
+    assert router_check(_recs([1, 0], [0, 1]), [0.1, 0.1], 0.5)["fixed_mode"] is None
+    assert router_check(_recs([1, 0], [0, 1]), [0.9, 0.1], 0.5)["fixed_mode"] == "post"
 
 
 @pytest.mark.parametrize("neither,expected", [("skip", ["post", "pre", "post", None]),

@@ -46,7 +46,27 @@ class AdaptiveOptions(MethodOptions):
     perception_batch_size: int = Field(32, ge=1)
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="route to post when P(post) >= threshold")
     mode: Literal["auto", "pre", "post"] = Field("auto", description="auto: perception routes; pre/post: force one")
+    router_check: bool = Field(True, description=(
+        "route every question to the better single mode when the perception module's routes answer fewer "
+        "held-out questions than that mode does (a router fit on lucky guesses, e.g. a post mode at chance "
+        "on yes/no answers, otherwise costs accuracy)"))
     explain: bool = Field(False, description="post-mode questions also generate their rationale")
+
+
+def router_check(records: list[dict], p_post: list[float], threshold: float) -> dict:
+    """The perception module's routes against each single mode on the held-out questions it learnt
+    from (every question, labelled or not): `fixed_mode` is the mode that answers more of them than
+    the routes do (post on a tie: it is cheaper), or None when the routes do at least as well.
+    Measured on the module's own training questions, the check can only catch a router that fails
+    to fit its labels (such as labels that are coin tosses), not one that overfits them."""
+    n = len(records)
+    routes = ["post" if p >= threshold else "pre" for p in p_post]
+    acc = {m: 100 * sum(r[f"{m}_correct"] for r in records) / n for m in LABELS}
+    routed = 100 * sum(r[f"{m}_correct"] for r, m in zip(records, routes)) / n
+    best = "post" if acc["post"] >= acc["pre"] else "pre"
+    return {"routed_accuracy": round(routed, 2), "pre_accuracy": round(acc["pre"], 2),
+            "post_accuracy": round(acc["post"], 2), "routed_to_post": round(sum(m == "post" for m in routes) / n, 4),
+            "fixed_mode": best if acc[best] > routed else None}
 
 
 class AdaptiveThinking(Method):
@@ -54,7 +74,7 @@ class AdaptiveThinking(Method):
     uses_rationales = True
     paper = "Chen et al. 2024, arXiv:2404.09170"
     Options = AdaptiveOptions
-    inference_options = frozenset({"threshold", "mode", "explain"})
+    inference_options = frozenset({"threshold", "mode", "explain", "router_check"})
     columns = {"post_fraction": ("routed to post %", "share")}
 
     def __init__(self, options=None):
@@ -88,7 +108,8 @@ class AdaptiveThinking(Method):
             if self.perception is None:
                 raise ModelError("adaptive: no perception module loaded (load_extras was not called)")
             p_post = self.perception.p_post(model, tok, seq2seq, [e.question for e in examples], batch_size)
-            modes = ["post" if p >= self.opts.threshold else "pre" for p in p_post]
+            fixed = self.perception.info.get("check", {}).get("fixed_mode") if self.opts.router_check else None
+            modes = [fixed or ("post" if p >= self.opts.threshold else "pre") for p in p_post]
         else:
             p_post, modes = [None] * n, [self.opts.mode] * n
         route_s = (time.perf_counter() - t0) / max(1, n)
@@ -156,7 +177,14 @@ class AdaptiveThinking(Method):
             fit = perception.fit(model, tok, seq2seq, [r["question"] for r in labelled],
                                  [LABELS.index(r["label"]) for r in labelled], steps=steps,
                                  lr=self.opts.perception_lr, batch_size=self.opts.perception_batch_size, progress=adv)
-        info = {**stats, "perception": fit, **({"fallback": fallback} if fallback else {})}
+        p_post = perception.p_post(model, tok, seq2seq, [r["question"] for r in recs], batch_size)
+        check = router_check(recs, p_post, self.opts.threshold)
+        if check["fixed_mode"]:
+            log.warning("adaptive: the perception module's routes answer %.2f%% of the held-out questions, mode %s "
+                        "alone %.2f%%: with router_check on, every question goes to %s", check["routed_accuracy"],
+                        check["fixed_mode"], check[f"{check['fixed_mode']}_accuracy"], check["fixed_mode"])
+        info = {**stats, "perception": fit, "check": check, **({"fallback": fallback} if fallback else {})}
+        perception.info = info
         d = perception.save(model_dir / DIRNAME, info)
         write_jsonl(d / "route_labels.jsonl", recs)
         return {"routing": info}

@@ -39,6 +39,7 @@ class Perception(nn.Module):
                      if head_hidden else nn.Linear(hidden_size, 2))
         self.config = {"hidden_size": hidden_size, "n_virtual_tokens": n_virtual_tokens, "head_hidden": head_hidden,
                        "labels": list(LABELS)}
+        self.info: dict = {}  # what training recorded (labels, fit, the router check); saved in config.json
 
     @classmethod
     def for_student(cls, student, n_virtual_tokens: int = 8, head_hidden: int = 64, seed: int = 0) -> "Perception":
@@ -155,6 +156,7 @@ class Perception(nn.Module):
             cfg = json.loads((d / "config.json").read_text())
             mod = cls(int(cfg["hidden_size"]), int(cfg["n_virtual_tokens"]), int(cfg["head_hidden"]))
             mod.load_state_dict(load_file(str(d / WEIGHTS)))
+            mod.info = cfg.get("training") or {}
         except (KeyError, ValueError, RuntimeError) as e:
             raise ModelError(f"{d}: cannot load the perception module: {e}") from None
         return mod.to(device) if device is not None else mod
