@@ -60,6 +60,8 @@ def test_post_stops_after_the_answer_and_explains_on_request(tmp_path):
     assert sum(p["finish_reason"] == "stop" for p in short) >= 36  # it learned to write the separator
     assert s["methods"]["post"]["mean_generated_tokens"] < 10  # answer + " -->", not the rationale
     assert all(p["rationale"] is None for p in short)
+    log = [r for r in _jsonl(next((tmp_path / "post").rglob("train_log.jsonl"))) if "eval_loss" in r]
+    assert log and all(r["eval_loss_answer"] > 0 for r in log)  # the answer's own validation curve
     r = cli("evaluate", str(_cfg(tmp_path)), "--method", "post", "--explain", *sum((["--set", o] for o in over), []))
     assert r.returncode == 0, r.stderr[-2000:]
     long = _jsonl(tmp_path / "post" / "predictions.jsonl")

@@ -51,6 +51,18 @@ def test_post_formats_put_the_answer_first():
     assert m.stop() == ("-->",) and get_method("post", {"explain": True}).stop() == ()
 
 
+@pytest.mark.parametrize("seq2seq", [False, True])
+def test_post_logs_the_answer_tokens_loss_as_its_own_group(seq2seq):
+    m = get_method("post")
+    (full,) = m.train_pairs(EX, ["12 * 3 = 36."], seq2seq=seq2seq)
+    (group,) = m.loss_groups(EX, ["12 * 3 = 36.", "36 = 12 * 3."], seq2seq=seq2seq)
+    name, p = group
+    # the answer and separator exactly as the training target starts, without the end of sequence
+    assert name == "answer" and p.source == full.source and not p.ends
+    assert full.target.startswith(p.target) and p.target.rstrip().endswith("36 -->")
+    assert m.loss_groups(EX, [], seq2seq=seq2seq) == []  # no kept rationale: not a validation pair either
+
+
 @pytest.mark.parametrize("text,answer,rationale", [
     (" 36 ", "36", None),  # stopped at the separator: the answer alone
     (" 36 --> 12 * 3 = 36.", "36", "12 * 3 = 36."),  # --explain: the rationale follows

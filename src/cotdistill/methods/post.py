@@ -40,6 +40,14 @@ class PostThinking(Method):
         src, a = self.source(ex, seq2seq), self.gold(ex)
         return [Pair(src, self._target(f"{a} {SEP} {r}", seq2seq)) for r in rationales]
 
+    def loss_groups(self, ex, rationales, seq2seq):
+        # The answer is one or two tokens of a target some 80 long, so the whole validation loss
+        # (which picks the checkpoint) says little about it: its own curve, `eval_loss_answer`,
+        # shows whether the student learns the answer at all, or only the rationale.
+        if not rationales:
+            return []
+        return [("answer", Pair(self.source(ex, seq2seq), self._target(f"{self.gold(ex)} {SEP}", seq2seq), ends=False))]
+
     def parse(self, text, ex):
         return parse_answer_first(text, ex)
 
