@@ -36,9 +36,13 @@ class PostThinking(Method):
     Options = PostOptions
     inference_options = frozenset({"explain"})
 
+    def head(self, ex) -> str:
+        """What every target starts with: the answer and the separator generation stops at."""
+        return f"{self.gold(ex)} {SEP}"
+
     def train_pairs(self, ex, rationales, seq2seq):
-        src, a = self.source(ex, seq2seq), self.gold(ex)
-        return [Pair(src, self._target(f"{a} {SEP} {r}", seq2seq)) for r in rationales]
+        src, head = self.source(ex, seq2seq), self.head(ex)
+        return [Pair(src, self._target(f"{head} {r}", seq2seq)) for r in rationales]
 
     def loss_groups(self, ex, rationales, seq2seq):
         # The answer is one or two tokens of a target some 80 long, so the whole validation loss
@@ -46,7 +50,7 @@ class PostThinking(Method):
         # shows whether the student learns the answer at all, or only the rationale.
         if not rationales:
             return []
-        return [("answer", Pair(self.source(ex, seq2seq), self._target(f"{self.gold(ex)} {SEP}", seq2seq), ends=False))]
+        return [("answer", Pair(self.source(ex, seq2seq), self._target(self.head(ex), seq2seq), ends=False))]
 
     def parse(self, text, ex):
         return parse_answer_first(text, ex)
