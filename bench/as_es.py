@@ -85,6 +85,20 @@ def kind_losses(run, method: str) -> dict:
     return {k: row.get(k) for k in KINDS}
 
 
+def paired_with_ft_cot(run, methods: list[str]) -> dict:
+    """Each segmenting method minus ft_cot in accuracy points, paired by test question (both answer
+    the same questions), with its 95% interval: issue 32's bar is as_es above ft_cot, and two
+    overlapping Wilson intervals can hide a paired difference or fake one."""
+    from cotdistill.io import read_jsonl_list
+
+    def correct(m):
+        return {p["id"]: int(p["correct"]) for p in read_jsonl_list(run.folder.method(m).predictions)}
+
+    if "ft_cot" not in methods:
+        return {}
+    return {m: harness.paired(correct(m), correct("ft_cot")) for m in ("as_es", "as_es_dual") if m in methods}
+
+
 def run_set(args, name: str) -> tuple[dict, dict, dict, dict]:
     from cotdistill.pipeline import Run
     from cotdistill.segments import label, split_segments, statistics
@@ -95,14 +109,16 @@ def run_set(args, name: str) -> tuple[dict, dict, dict, dict]:
     keep = ("accuracy", "ci95", "mean_generated_tokens", "seconds_per_100", "n", "steps", "train_pairs", "no_answer")
     rows = {m: {k: v for k, v in r.items() if k in keep} for m, r in s["methods"].items()}
     rows["_minutes"] = round((time.time() - t0) / 60, 1)
+    rows["_paired_minus_ft_cot"] = paired_with_ft_cot(run, args.methods)
     curated = run.curated()
     segs = statistics([label(split_segments(r["rationale"], args.level), r["question"]) for r in curated])
     segmented = [m for m in ("as_es", "as_es_dual") if m in args.methods]
     return rows, segs, {m: kind_losses(run, m) for m in segmented}, {m: loss_curve(run, m) for m in segmented}
 
 
-def check_bars(sets: dict) -> dict:
-    """as_es above ft_cot by more than the CI overlap, on each real-rationale set."""
+def check_bars(sets: dict, paired: dict | None = None) -> dict:
+    """On each real-rationale set: as_es above ft_cot by more than the CI overlap, and (issue 32)
+    as_es above ft_cot paired by question, its interval in the value."""
     out = {}
     for name in REAL:
         if name in sets and {"as_es", "ft_cot"} <= set(sets[name]):
@@ -110,6 +126,9 @@ def check_bars(sets: dict) -> dict:
             out[f"{name}: as_es CI low > ft_cot CI high"] = harness.bar(
                 {"as_es": a["accuracy"], "ft_cot": f["accuracy"], "as_es_ci_low": a["ci95"][0]}, f["ci95"][1],
                 a["ci95"][0] > f["ci95"][1])
+            p = (paired or {}).get(name, {}).get("as_es")
+            if p:
+                out[f"{name}: as_es minus ft_cot, paired"] = harness.bar(p, 0, p["difference"] > 0)
     return out
 
 
@@ -145,7 +164,8 @@ def main(argv=None) -> int:
         summary["kind_loss"][name], summary["kind_loss_curve"][name] = losses, curves
         harness.write_summary(args.out, summary)  # a long run keeps what it did
     summary["bars"] = check_bars({k: {m: v for m, v in r.items() if not m.startswith("_")}
-                                  for k, r in summary["sets"].items()})
+                                  for k, r in summary["sets"].items()},
+                                 {k: r["_paired_minus_ft_cot"] for k, r in summary["sets"].items()})
     summary["setup"] = {"student": args.student, "layers": args.layers, "steps": args.steps,
                         "batch_size": args.batch_size, "n_train": args.n_train, "n_test": args.n_test,
                         "level": args.level, "pack": args.pack, "quick": args.quick}

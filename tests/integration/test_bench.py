@@ -207,8 +207,12 @@ def test_as_es_bench_quick(tmp_path, shared_data, student, key):
         [row] = s["kind_loss_curve"]["svamp_palm"][m]
         assert row["step"] == 2 and {"all", "ES", "AS", "answer"} <= row.keys()
         assert s["kind_loss"]["svamp_palm"][m] == {k: row[k] for k in ("ES", "AS", "answer")}  # the kept checkpoint's
-    [(name, b)] = s["bars"].items()
-    assert name == "svamp_palm: as_es CI low > ft_cot CI high" and b["bar"] == ms["ft_cot"]["ci95"][1]
+    assert s["bars"].keys() == {"svamp_palm: as_es CI low > ft_cot CI high", "svamp_palm: as_es minus ft_cot, paired"}
+    assert s["bars"]["svamp_palm: as_es CI low > ft_cot CI high"]["bar"] == ms["ft_cot"]["ci95"][1]
+    paired = ms["_paired_minus_ft_cot"]  # both segmenting methods, against ft_cot on the same 6 questions
+    assert paired.keys() == {"as_es", "as_es_dual"} and paired["as_es"]["questions"] == 6
+    assert paired["as_es"]["difference"] == pytest.approx(ms["as_es"]["accuracy"] - ms["ft_cot"]["accuracy"], abs=0.02)
+    assert s["bars"]["svamp_palm: as_es minus ft_cot, paired"]["value"] == paired["as_es"]
     table, bars = r.stdout.rstrip().split("\nBars\n")
     assert table.splitlines()[-1].split()[:2] == ["svamp_palm", "direct"] and "svamp_palm" in bars
 
@@ -240,6 +244,7 @@ def test_as_es_bench_runs_a_subset_of_methods(tmp_path):
     # --no-pack: a pair per segment step of the 24 questions' rationales (8 segments each), not one per rationale
     assert s["setup"]["pack"] is False and s["sets"]["word_problems"]["as_es"]["train_pairs"] > 24 * 4
     assert set(s["kind_loss"]["word_problems"]) == {"as_es"} and s["bars"] == {}
+    assert s["sets"]["word_problems"]["_paired_minus_ft_cot"] == {}  # no ft_cot to pair with
     bad = subprocess.run([sys.executable, str(ROOT / "bench/as_es.py"), "--quick", "--methods", "cott"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "invalid choice: 'cott'" in bad.stderr
