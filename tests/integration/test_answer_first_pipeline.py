@@ -70,6 +70,16 @@ def test_post_stops_after_the_answer_and_explains_on_request(tmp_path):
     assert [p["prediction"] for p in long] == [p["prediction"] for p in short]  # greedy: same answer first
 
 
+def test_post_answer_weight_trains_the_answer_alone_beside_each_row(tmp_path):
+    over = [f"out={tmp_path}", *TINY, "task.params={n_words: 2}", "methods=[post]", "train.max_steps=4",
+            "train.eval_every=4", "method_options.post.answer_weight=2.0"]
+    s = Run(load_config(None, over)).run_all()
+    info = json.loads((tmp_path / "post" / "train_info.json").read_text())
+    kept = sum(1 for _ in open(tmp_path / "curated.jsonl"))  # one rationale per question: a row and its answer pair
+    assert info["train_pairs"] + info["val_pairs"] == 2 * kept
+    assert s["methods"]["post"]["steps"] == 4
+
+
 def _cfg(tmp_path):
     c = tmp_path / "c.yaml"
     c.write_text(f"out: {tmp_path}\n")

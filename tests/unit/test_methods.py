@@ -63,6 +63,18 @@ def test_post_logs_the_answer_tokens_loss_as_its_own_group(seq2seq):
     assert m.loss_groups(EX, [], seq2seq=seq2seq) == []  # no kept rationale: not a validation pair either
 
 
+@pytest.mark.parametrize("seq2seq", [False, True])
+def test_post_answer_weight_adds_the_answer_alone_as_a_weighted_pair(seq2seq):
+    m = get_method("post", {"answer_weight": 0.5})
+    a, b, ans = m.train_pairs(EX, ["12 * 3 = 36.", "36 = 12 * 3."], seq2seq=seq2seq)
+    assert (a.weight, b.weight, ans.weight) == (1.0, 1.0, 0.5) and not ans.ends and a.ends
+    assert ans.source == a.source and a.target.startswith(ans.target) and ans.target.rstrip().endswith("36 -->")
+    assert m.train_pairs(EX, [], seq2seq=seq2seq) == []  # no kept rationale: no pair at all
+    assert len(get_method("post").train_pairs(EX, ["r"], seq2seq=seq2seq)) == 1  # off by default
+    with pytest.raises(Exception, match="answer_weight"):
+        get_method("post", {"answer_weight": -1})
+
+
 @pytest.mark.parametrize("text,answer,rationale", [
     (" 36 ", "36", None),  # stopped at the separator: the answer alone
     (" 36 --> 12 * 3 = 36.", "36", "12 * 3 = 36."),  # --explain: the rationale follows
@@ -118,5 +130,5 @@ def test_method_options_are_validated_with_their_path():
 def test_inference_options_do_not_touch_the_training_fingerprint():
     a = get_method("adaptive", {"explain": True, "threshold": 0.9, "mode": "pre"}).training_options()
     assert a == get_method("adaptive").training_options() and "route_fraction" in a
-    assert get_method("post", {"explain": True}).training_options() == {}
+    assert get_method("post", {"explain": True}).training_options() == {"answer_weight": 0.0}
     assert get_method("step_by_step", {"alpha": 0.7}).training_options() == {"alpha": 0.7}

@@ -17,6 +17,8 @@ from .base import SEP, Method, MethodOptions, Pair, Parsed
 
 class PostOptions(MethodOptions):
     explain: bool = Field(False, description="generate the rationale after the answer (costs its tokens)")
+    answer_weight: float = Field(0.0, ge=0, description="also train each question's answer alone (answer and "
+                                 "separator), this pair weighted against a whole row's 1; 0: off")
 
 
 def parse_answer_first(text: str, ex) -> Parsed:
@@ -40,17 +42,25 @@ class PostThinking(Method):
         """What every target starts with: the answer and the separator generation stops at."""
         return f"{self.gold(ex)} {SEP}"
 
+    def answer_pair(self, ex, seq2seq, weight: float = 1.0) -> Pair:
+        """The answer and separator alone, exactly as every target starts, without the end of sequence."""
+        return Pair(self.source(ex, seq2seq), self._target(self.head(ex), seq2seq), weight=weight, ends=False)
+
     def train_pairs(self, ex, rationales, seq2seq):
         src, head = self.source(ex, seq2seq), self.head(ex)
-        return [Pair(src, self._target(f"{head} {r}", seq2seq)) for r in rationales]
+        pairs = [Pair(src, self._target(f"{head} {r}", seq2seq)) for r in rationales]
+        if self.opts.answer_weight and rationales:
+            # Within a row the answer is ~1 of 80 target tokens; a pair's loss is its tokens' mean, so
+            # the answer alone as a pair gives it answer_weight of a row's say (SmolLM2's Coin Flip
+            # answer stayed at chance in 100 steps without it: docs/results/answer-first.md).
+            pairs.append(self.answer_pair(ex, seq2seq, self.opts.answer_weight))
+        return pairs
 
     def loss_groups(self, ex, rationales, seq2seq):
         # The answer is one or two tokens of a target some 80 long, so the whole validation loss
         # (which picks the checkpoint) says little about it: its own curve, `eval_loss_answer`,
         # shows whether the student learns the answer at all, or only the rationale.
-        if not rationales:
-            return []
-        return [("answer", Pair(self.source(ex, seq2seq), self._target(self.head(ex), seq2seq), ends=False))]
+        return [("answer", self.answer_pair(ex, seq2seq))] if rationales else []
 
     def parse(self, text, ex):
         return parse_answer_first(text, ex)
