@@ -89,14 +89,10 @@ def paired_with_ft_cot(run, methods: list[str]) -> dict:
     """Each segmenting method minus ft_cot in accuracy points, paired by test question (both answer
     the same questions), with its 95% interval: issue 32's bar is as_es above ft_cot, and two
     overlapping Wilson intervals can hide a paired difference or fake one."""
-    from cotdistill.io import read_jsonl_list
-
-    def correct(m):
-        return {p["id"]: int(p["correct"]) for p in read_jsonl_list(run.folder.method(m).predictions)}
-
-    if "ft_cot" not in methods:
+    if "ft_cot" not in methods:  # a predictions file of an earlier run is not this run's ft_cot
         return {}
-    return {m: harness.paired(correct(m), correct("ft_cot")) for m in ("as_es", "as_es_dual") if m in methods}
+    return harness.paired_against({m: run.folder.method(m).predictions for m in ("as_es", "as_es_dual", "ft_cot")
+                                   if m in methods}, "ft_cot")
 
 
 def run_set(args, name: str) -> tuple[dict, dict, dict, dict]:
@@ -116,9 +112,9 @@ def run_set(args, name: str) -> tuple[dict, dict, dict, dict]:
     return rows, segs, {m: kind_losses(run, m) for m in segmented}, {m: loss_curve(run, m) for m in segmented}
 
 
-def check_bars(sets: dict, paired: dict | None = None) -> dict:
+def check_bars(sets: dict) -> dict:
     """On each real-rationale set: as_es above ft_cot by more than the CI overlap, and (issue 32)
-    as_es above ft_cot paired by question, its interval in the value."""
+    as_es above ft_cot paired by question (the set's `_paired_minus_ft_cot`), its interval in the value."""
     out = {}
     for name in REAL:
         if name in sets and {"as_es", "ft_cot"} <= set(sets[name]):
@@ -126,7 +122,7 @@ def check_bars(sets: dict, paired: dict | None = None) -> dict:
             out[f"{name}: as_es CI low > ft_cot CI high"] = harness.bar(
                 {"as_es": a["accuracy"], "ft_cot": f["accuracy"], "as_es_ci_low": a["ci95"][0]}, f["ci95"][1],
                 a["ci95"][0] > f["ci95"][1])
-            p = (paired or {}).get(name, {}).get("as_es")
+            p = sets[name].get("_paired_minus_ft_cot", {}).get("as_es")
             if p:
                 out[f"{name}: as_es minus ft_cot, paired"] = harness.bar(p, 0, p["difference"] > 0)
     return out
@@ -163,9 +159,7 @@ def main(argv=None) -> int:
         summary["sets"][name], summary["segments"][name] = rows, segs
         summary["kind_loss"][name], summary["kind_loss_curve"][name] = losses, curves
         harness.write_summary(args.out, summary)  # a long run keeps what it did
-    summary["bars"] = check_bars({k: {m: v for m, v in r.items() if not m.startswith("_")}
-                                  for k, r in summary["sets"].items()},
-                                 {k: r["_paired_minus_ft_cot"] for k, r in summary["sets"].items()})
+    summary["bars"] = check_bars(summary["sets"])
     summary["setup"] = {"student": args.student, "layers": args.layers, "steps": args.steps,
                         "batch_size": args.batch_size, "n_train": args.n_train, "n_test": args.n_test,
                         "level": args.level, "pack": args.pack, "quick": args.quick}

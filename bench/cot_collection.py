@@ -142,7 +142,6 @@ def paired_difference(out: Path, tasks: list[str], k: int) -> dict | None:
     each task's mean difference, with a 95% interval from the per-task paired variances."""
     import math
 
-    from cotdistill.io import read_jsonl_list
     from cotdistill.runs import RunFolder
     from cotdistill.unseen import task_name
 
@@ -153,7 +152,7 @@ def paired_difference(out: Path, tasks: list[str], k: int) -> dict | None:
             f = RunFolder(out / "unseen" / key / task_name(t) / f"k{k}").method(method).predictions
             if not f.exists():
                 return None
-            got.append({p["id"]: int(p["correct"]) for p in read_jsonl_list(f)})
+            got.append(harness.correct_by_id(f))
         mean, v, count = harness.paired_terms(*got)
         means.append(mean)
         var, n = var + v, n + count

@@ -174,6 +174,21 @@ def paired_terms(a: dict, b: dict) -> tuple[float, float, int]:
     return mean, var, len(d)
 
 
+def correct_by_id(predictions: Path) -> dict:
+    """Per-question correctness (id -> 0/1) of a predictions.jsonl, the input of paired()."""
+    from cotdistill.io import read_jsonl_list
+
+    return {p["id"]: int(p["correct"]) for p in read_jsonl_list(predictions)}
+
+
+def paired_against(files: dict[str, Path], base: str) -> dict:
+    """Each student's accuracy minus `base`'s, paired by test question, with its 95% interval
+    (`files`: student -> predictions.jsonl; files not written are left out, and with no `base`
+    file nothing is paired)."""
+    got = {m: correct_by_id(f) for m, f in files.items() if f.exists()}
+    return {m: paired(c, got[base]) for m, c in got.items() if m != base and base in got}
+
+
 def paired(a: dict, b: dict) -> dict:
     """a minus b in accuracy points, paired by question, with its 95% interval (normal approximation)."""
     mean, var, n = paired_terms(a, b)

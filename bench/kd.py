@@ -203,15 +203,13 @@ def run_task(args, task: str) -> dict:
 
 def paired_with_ft_cot(folder: Path) -> dict:
     """Each student's accuracy minus ft_cot's, paired by test question, with its 95% interval."""
-    from cotdistill.io import read_jsonl_list
     from cotdistill.runs import RunFolder
 
     files = {"ft_cot": RunFolder(folder / "main").method("ft_cot").predictions,
              "kd": RunFolder(folder / "main").method("kd").predictions,
              "kd_on_policy": RunFolder(folder / "on_policy").method("kd").predictions,
              "trl_gkd": folder / "trl_gkd" / "predictions.jsonl"}
-    got = {m: {p["id"]: int(p["correct"]) for p in read_jsonl_list(f)} for m, f in files.items() if f.exists()}
-    return {m: harness.paired(c, got["ft_cot"]) for m, c in got.items() if m != "ft_cot" and "ft_cot" in got}
+    return harness.paired_against(files, "ft_cot")
 
 
 def check_bars(tasks: dict) -> dict:

@@ -75,7 +75,7 @@ def test_post_answer_weight_trains_the_answer_alone_beside_each_row(tmp_path):
             "train.eval_every=4", "method_options.post.answer_weight=2.0"]
     s = Run(load_config(None, over)).run_all()
     info = json.loads((tmp_path / "post" / "train_info.json").read_text())
-    kept = sum(1 for _ in open(tmp_path / "curated.jsonl"))  # one rationale per question: a row and its answer pair
+    kept = len(_jsonl(tmp_path / "curated.jsonl"))  # one rationale per question: a row and its answer pair
     assert info["train_pairs"] + info["val_pairs"] == 2 * kept
     assert s["methods"]["post"]["steps"] == 4
 

@@ -71,7 +71,7 @@ def test_post_answer_weight_adds_the_answer_alone_as_a_weighted_pair(seq2seq):
     assert ans.source == a.source and a.target.startswith(ans.target) and ans.target.rstrip().endswith("36 -->")
     assert m.train_pairs(EX, [], seq2seq=seq2seq) == []  # no kept rationale: no pair at all
     assert len(get_method("post").train_pairs(EX, ["r"], seq2seq=seq2seq)) == 1  # off by default
-    with pytest.raises(Exception, match="answer_weight"):
+    with pytest.raises(ConfigError, match="answer_weight"):
         get_method("post", {"answer_weight": -1})
 
 
