@@ -290,6 +290,8 @@ def unseen(student: Path = typer.Option(..., help="a saved student folder, e.g. 
            adapt_method: str = typer.Option("cot_tuning_direct", help="the pairs k-shot adaptation trains on"),
            shots: List[int] = typer.Option([0, 16, 64], "--shots", help="k examples per task (0: zero-shot); repeat"),
            n_eval: int = typer.Option(100, help="evaluation questions per task (the same for every k)"),
+           reserve: int = typer.Option(64, help="examples per task held back for adaptation whatever --shots is, "
+                                                "so a small task's questions are the same for every --shots"),
            seed: int = typer.Option(0, help="shuffles each task before the evaluation / adaptation split"),
            set_: Optional[List[str]] = SetOpt):
     """Evaluate a student on BIG-bench tasks it never saw: zero-shot and after adapting on k examples
@@ -297,7 +299,7 @@ def unseen(student: Path = typer.Option(..., help="a saved student folder, e.g. 
     from .unseen import REPORT, evaluate_unseen
 
     s = evaluate_unseen(str(student), [str(t) for t in task], out, method=method, adapt_method=adapt_method,
-                        shots=list(shots), n_eval=n_eval, seed=seed, overrides=set_ or [], reporter=RichReporter())
+                        shots=list(shots), n_eval=n_eval, reserve=reserve, seed=seed, overrides=set_ or [], reporter=RichReporter())
     t = Table(title=f"unseen tasks: {student}")
     for c in ("task", "n", "chance", *s["settings"]):
         t.add_column(c)

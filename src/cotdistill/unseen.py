@@ -4,7 +4,9 @@ BIG-Bench-Hard style report (accuracy per task, chance level, the average).
 
 Per task, the examples are shuffled once with `seed`; the first `n_eval` are the evaluation
 questions for every setting, and the k-shot adaptation trains on the first k of the rest (so the
-16 examples are among the 64). Zero-shot evaluates the student as it is. k-shot continues training
+16 examples are among the 64). `reserve` examples (at least the largest k) are always held back
+for adaptation, so a small task's evaluation questions do not depend on `shots`: a zero-shot run
+and a later `0 16 64` run answer the same questions, and the later one reuses the zero-shot run. Zero-shot evaluates the student as it is. k-shot continues training
 a copy of it on those k examples (every weight, or LoRA adapters with `student.lora`) with
 `adapt_method`'s pairs, then evaluates it the same way as zero-shot. BIG-bench carries no
 rationales, so the default adaptation method is `cot_tuning_direct` (`{q}` -> `[ANSWER] {a}`) for
@@ -39,7 +41,7 @@ def task_name(path: str | Path) -> str:
 
 def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, method: str = "cot_tuning",
                     adapt_method: str = "cot_tuning_direct", shots: list[int] = (0, 16, 64), n_eval: int = 100,
-                    seed: int = 0, overrides: list[str] = (), reporter=None) -> dict:
+                    reserve: int = 64, seed: int = 0, overrides: list[str] = (), reporter=None) -> dict:
     """Evaluates `student` (a saved model folder) on each BIG-bench task; returns and writes the summary."""
     from .config import load_config
     from .methods import needs_rationales
@@ -53,19 +55,19 @@ def evaluate_unseen(student: str, tasks: list[str | Path], out: str | Path, *, m
     if twice:
         raise ConfigError(f"--tasks: {twice} named twice")
     shots = sorted(set(shots))
-    if any(k < 0 for k in shots):
-        raise ConfigError(f"--shots {shots}: a number of examples is never negative")
+    if any(k < 0 for k in shots) or reserve < 0:
+        raise ConfigError(f"--shots {shots} / --reserve {reserve}: a number of examples is never negative")
     per_task: dict[str, dict] = {}
     for path, name in zip(tasks, names):
         from .tasks.bigbench import load_bigbench
 
         size = len(load_bigbench(path))
-        k_max = max(shots)
-        n_test = min(n_eval, size - k_max - 1)
+        held = max(reserve, *shots)
+        n_test = min(n_eval, size - held - 1)
         if n_test < 10:
-            raise DataError(f"{path}: {size} examples, too few for {k_max} adaptation examples and at least 10 "
-                            f"evaluation questions; lower --shots or leave this task out")
-        row: dict = {"n": n_test, "examples": size}
+            raise DataError(f"{path}: {size} examples, too few for {held} adaptation examples (--reserve, or the "
+                            f"largest --shots) and at least 10 evaluation questions; lower them or leave this task out")
+        row: dict = {"n": n_test, "examples": size, "reserve": held}
         for k in shots:
             cfg = load_config(None, [
                 "task.source=bigbench", f"task.path={path}", f"task.n_test={n_test}", f"task.n_train={max(1, k)}",

@@ -69,7 +69,7 @@ def student(tmp_path):
 
 def test_unseen_zero_and_k_shot_on_the_same_questions(tmp_path, student):
     tasks = [_bigbench_task(tmp_path / "bb/parity"), _bigbench_task(tmp_path / "bb/plus_one", choice=False)]
-    s = evaluate_unseen(str(student), tasks, tmp_path / "unseen", shots=[0, 4, 8], n_eval=20,
+    s = evaluate_unseen(str(student), tasks, tmp_path / "unseen", shots=[0, 4, 8], n_eval=20, reserve=8,
                         overrides=["train.max_steps=2", "train.batch_size=4", "eval.max_new_tokens=8"])
     assert set(s["per_task"]) == {"parity", "plus_one"} and s["settings"] == ["zero_shot", "k4", "k8"]
     assert s["per_task"]["parity"]["chance"] == 50.0 and s["per_task"]["plus_one"]["chance"] == 0.0
@@ -92,7 +92,7 @@ def test_unseen_zero_and_k_shot_on_the_same_questions(tmp_path, student):
     # a rerun reuses the finished adaptations and evaluations: the same predictions, byte for byte
     # (each row carries its generation seconds)
     preds = (tmp_path / "unseen/parity/k0/cot_tuning/predictions.jsonl").read_text()
-    again = evaluate_unseen(str(student), tasks, tmp_path / "unseen", shots=[0, 4, 8], n_eval=20,
+    again = evaluate_unseen(str(student), tasks, tmp_path / "unseen", shots=[0, 4, 8], n_eval=20, reserve=8,
                             overrides=["train.max_steps=2", "train.batch_size=4", "eval.max_new_tokens=8"])
     assert (tmp_path / "unseen/parity/k0/cot_tuning/predictions.jsonl").read_text() == preds
     assert {k: v for k, v in again.items() if k != "setup"} == {k: v for k, v in s.items() if k != "setup"}
@@ -103,17 +103,39 @@ def test_unseen_zero_and_k_shot_on_the_same_questions(tmp_path, student):
     # the CLI on the same folder reuses every run and prints the table with its interval
     r = subprocess.run([sys.executable, "-m", "cotdistill.cli", "unseen", "--student", str(student),
                         *(a for t in tasks for a in ("--task", str(t))), "--out", str(tmp_path / "unseen"),
-                        "--shots", "0", "--shots", "4", "--shots", "8", "--n-eval", "20", "--set", "train.max_steps=2",
+                        "--shots", "0", "--shots", "4", "--shots", "8", "--n-eval", "20", "--reserve", "8", "--set", "train.max_steps=2",
                         "--set", "train.batch_size=4", "--set", "eval.max_new_tokens=8"],
                        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "95% CI of the average" in r.stdout and f"{lo:.1f}-{hi:.1f}" in r.stdout
 
 
+def test_a_small_tasks_questions_do_not_depend_on_shots(tmp_path, student):
+    # 40 examples: 40 - 1 - 8 held back = 31 questions whether the run asks for k = 8 or only zero-shot,
+    # so the later k-shot run can reuse the zero-shot one (before `reserve`, --shots 0 asked 39)
+    task = [_bigbench_task(tmp_path / "bb/parity", n=40)]
+    ids = {}
+    for shots in ([0], [0, 8]):
+        s = evaluate_unseen(str(student), task, tmp_path / "unseen", shots=shots, n_eval=40, reserve=8,
+                            overrides=["train.max_steps=2", "train.batch_size=4", "eval.max_new_tokens=8"])
+        assert s["per_task"]["parity"]["n"] == 31 and s["per_task"]["parity"]["reserve"] == 8
+        ids[len(shots)] = [json.loads(x)["id"] for x in
+                           (tmp_path / "unseen/parity/k0/cot_tuning/predictions.jsonl").read_text().splitlines()]
+    assert ids[1] == ids[2] and len(ids[1]) == 31
+    # a k beyond the reserve holds back k
+    s = evaluate_unseen(str(student), task, tmp_path / "unseen12", shots=[0, 12], n_eval=40, reserve=8,
+                        overrides=["train.max_steps=2", "train.batch_size=4", "eval.max_new_tokens=8"])
+    assert s["per_task"]["parity"]["n"] == 27
+
+
 def test_unseen_bad_input(tmp_path, student):
     small = _bigbench_task(tmp_path / "bb/small", n=20)
     with pytest.raises(DataError, match="small.*too few"):
         evaluate_unseen(str(student), [small], tmp_path / "u", shots=[0, 16], n_eval=10)
+    with pytest.raises(DataError, match="small.*too few for 64 adaptation examples"):  # the default reserve
+        evaluate_unseen(str(student), [small], tmp_path / "u", shots=[0], n_eval=10)
+    with pytest.raises(ConfigError, match="never negative"):
+        evaluate_unseen(str(student), [small], tmp_path / "u", shots=[0], reserve=-1)
     with pytest.raises(ConfigError, match="not a folder"):
         evaluate_unseen(str(tmp_path / "nope"), [small], tmp_path / "u")
     with pytest.raises(ConfigError, match="named twice"):
