@@ -271,7 +271,11 @@ def continuation_logprob(model, tok, seq2seq: bool, sources: Sequence[str], pref
     """Mean log-probability per token of each `continuation` after `source` + `prefix` (the part the
     student wrote itself), as the student would write it: decoder-only students read
     `source + prefix + continuation`; encoder-decoders read `source` and write `prefix +
-    continuation`. Used to score answer options."""
+    continuation`. Used to score answer options.
+
+    Decoder-only students read each distinct `source + prefix` once and score all its
+    continuations from that cache: the rows of one question's options share it, and reading it
+    again per option made scoring cost as much as the options, up to 10x the generation before it."""
     model.eval()
     device = next(model.parameters()).device
     out: list[float] = []
@@ -296,16 +300,42 @@ def continuation_logprob(model, tok, seq2seq: bool, sources: Sequence[str], pref
                     pos = torch.arange(len(pre), len(pre) + len(cont), device=device)
                     out.append(float(logp[i, pos, torch.tensor(cont, device=device)].mean()))
             else:
-                seqs = [r[0] + r[1] + r[2] for r in rows]
-                n = max(len(x) for x in seqs)
-                ids = torch.full((len(rows), n), tok.pad_token_id, dtype=torch.long)
-                att = torch.zeros((len(rows), n), dtype=torch.long)
-                for i, x in enumerate(seqs):
-                    ids[i, :len(x)] = torch.tensor(x)
-                    att[i, :len(x)] = 1
-                logp = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float(), -1)
-                for i, (src, pre, cont) in enumerate(rows):
-                    start = len(src) + len(pre)
-                    pos = torch.arange(start - 1, start - 1 + len(cont), device=device)  # token t is predicted at t - 1
-                    out.append(float(logp[i, pos, torch.tensor(cont, device=device)].mean()))
+                out.extend(_causal_logprobs(model, rows, device))
+    return out
+
+
+def _causal_logprobs(model, rows, device) -> list[float]:
+    """Mean log-probability of each row's continuation (rows of (source, prefix, continuation)
+    token ids): one forward over each distinct context, its cache repeated for that context's
+    continuations, right-padded (a real token never attends to the padding after it)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers 5.x renamed it
+    groups: dict[tuple, list[int]] = {}
+    for i, (src, pre, _) in enumerate(rows):
+        groups.setdefault(tuple(src + pre), []).append(i)
+    out = [0.0] * len(rows)
+    for ctx, idx in groups.items():
+        if not ctx:
+            raise ValueError("continuation_logprob: an empty source and prefix leave nothing to condition on")
+        conts = [rows[i][2] for i in idx]
+        first = model(input_ids=torch.tensor([ctx], device=device), use_cache=True, **keep)
+        lp0 = torch.log_softmax(first.logits[0, -1].float(), -1)
+        rest = None
+        n = max(len(c) for c in conts)
+        if n > 1:
+            cache = getattr(first, "cache", None) or first.past_key_values
+            cache.batch_repeat_interleave(len(conts))
+            ids = torch.zeros((len(conts), n - 1), dtype=torch.long)
+            for j, c in enumerate(conts):
+                ids[j, :len(c) - 1] = torch.tensor(c[:-1])
+            rest = torch.log_softmax(model(input_ids=ids.to(device), **{cache_arg: cache}).logits.float(), -1)
+        for j, (i, c) in enumerate(zip(idx, conts)):
+            total = lp0[c[0]]  # token t of the continuation is predicted after token t - 1
+            if len(c) > 1:
+                total = total + rest[j, torch.arange(len(c) - 1, device=device), torch.tensor(c[1:], device=device)].sum()
+            out[i] = float(total / len(c))
     return out

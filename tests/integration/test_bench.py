@@ -286,6 +286,18 @@ def test_student_speed_quick(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["val_loss"] == s["val_loss"]
 
 
+def test_option_scoring_quick(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "bench/option_scoring.py"), "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert set(s["seconds_per_question"]) == {"whole_sequences", "shared_context"}
+    assert s["max_abs_difference"] <= 1e-3 and s["same_best_option"] == "6/6"  # the two ways agree
+    assert s["setup"]["options"] == 24 and s["speedup"] > 0
+    assert all(b["met"] for b in s["bars"].values())
+    assert r.stdout.rstrip().splitlines()[-1].lstrip().startswith("MET")
+
+
 def test_generate_speed_quick(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "bench/generate_speed.py"), "--quick", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)

@@ -43,6 +43,37 @@ def test_continuation_logprob_matches_a_direct_computation(student):
     assert got[0] == pytest.approx(lp.mean().item(), abs=1e-4) and got[0] != got[1]
 
 
+def _gpt2(tok):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=256)).eval()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_shared_contexts_score_like_whole_sequences(arch):
+    """Decoder-only scoring reads each question's context once and its options from the cache:
+    questions with 1, 2 and 4 options, one-token and longer options, two questions sharing a
+    context and a batch boundary inside a question all score as whole sequences do."""
+    model, tok, _ = load_student("preset:tiny", seed=5)
+    if arch == "gpt2":
+        model = _gpt2(tok)
+    rows = [("Q: 2+2?\n", "two and two", "\n[ANSWER] 4"), ("Q: 2+2?\n", "two and two", "\n[ANSWER] five"),
+            ("Q: 2+2?\n", "two and two", "x"),
+            ("Which?\n", "", "A"), ("Which?\n", "", "a longer option"), ("Which?\n", "", "B"), ("Which?\n", "", "C!"),
+            ("Alone\n", "it wrote this", " end")]
+    got = hf.continuation_logprob(model, tok, False, *zip(*rows), batch_size=3)
+    want = []
+    with torch.no_grad():
+        for src, pre, cont in rows:
+            s, p, c = (tok(x, add_special_tokens=False)["input_ids"] for x in (src, pre, cont))
+            logits = model(input_ids=torch.tensor([s + p + c])).logits[0]
+            start = len(s) + len(p)
+            want.append(torch.log_softmax(logits, -1)[torch.arange(start - 1, start - 1 + len(c)), c].mean().item())
+    assert got == pytest.approx(want, abs=1e-4)
+    assert len(set(round(g, 6) for g in got)) == len(got)
+
+
 def test_options_are_scored_and_the_best_one_taken():
     model, tok, seq2seq = load_student("preset:tiny", seed=1)
     m = get_method("cot_tuning")
