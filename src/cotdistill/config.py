@@ -131,6 +131,11 @@ RETIRED_DEFAULTS: dict[str, Any] = {
     "tokens_per_minute": None, "use_n": False, "concurrency": 8, "max_retries": 8, "timeout_s": 60.0,
     "batch_size": 16, "cache": None,
 }
+# Settings added with a default that changes what an older run did: a stamp written before one was
+# added ran as this value says, not as today's default, so its folder is refused instead of reused.
+ADDED_CHANGING: dict[str, dict[str, Any]] = {
+    "bigbench": {"shuffle_choices": False},  # options were in file order, the gold one often first
+}
 MixtureEntry.model_rebuild()
 
 

@@ -3,7 +3,11 @@
 A task is a `task.json` with `examples`: multiple choice (`target_scores`: option -> score, the
 best-scored option is gold) or free-form (`target`: a string or a list of accepted strings).
 `task_prefix` (or the older `prefix`) and `example_input_prefix` are kept in the question, the
-options are appended in the `Answer Choices: (A) .. (B) ..` form the reasoning benchmarks use.
+options are appended in the `Answer Choices: (A) .. (B) ..` form the reasoning benchmarks use,
+in an order shuffled per example (seeded by the example's id, so every run sees the same order):
+task files often list the gold option first (date_understanding in 364 of 369 examples,
+temporal_sequences in all 1,000), and in file order "pick (A)" would score 99% and a few-shot
+adaptation would learn the position, not the task. `shuffle_choices=False` keeps the file's order.
 A folder whose `task.json` has no examples is a task with subtasks (`logical_deduction/
 three_objects`...): every subtask's examples are loaded, each tagged `metadata.subtask`.
 A multiple-choice example with more than 26 options (no letters past Z) becomes free form with
@@ -13,7 +17,9 @@ its best option as target. Free-form tasks whose every example has a numeric tar
 from __future__ import annotations
 
 import logging
+import random
 import re
+import zlib
 from pathlib import Path
 
 from ..errors import DataError
@@ -37,16 +43,16 @@ def task_files(path: str | Path) -> list[Path]:
     return files + sorted(q for q in p.glob("*/task.json") if read_json(q).get("examples"))
 
 
-def load_bigbench(path: str | Path) -> list[Example]:
+def load_bigbench(path: str | Path, shuffle_choices: bool = True) -> list[Example]:
     out: list[Example] = []
     for f in task_files(path):
-        out += _load_task(f, Path(path))
+        out += _load_task(f, Path(path), shuffle_choices)
     if not out:
         raise DataError(f"{path}: no examples in its task.json files")
     return out
 
 
-def _load_task(f: Path, root: Path) -> list[Example]:
+def _load_task(f: Path, root: Path, shuffle_choices: bool = True) -> list[Example]:
     d = read_json(f)
     if not isinstance(d, dict) or not isinstance(d.get("examples"), list):
         raise DataError(f"{f}: expected a BIG-bench task object with an `examples` list")
@@ -69,8 +75,11 @@ def _load_task(f: Path, root: Path) -> list[Example]:
             scores = e["target_scores"]
             if not isinstance(scores, dict) or not scores:
                 raise DataError(f"{where}: field 'target_scores': expected an object option -> score")
-            opts = [str(k).strip() for k in scores]
-            best = max(range(len(opts)), key=lambda j: scores[list(scores)[j]])
+            keys = list(scores)
+            if shuffle_choices:
+                random.Random(zlib.crc32(ex_id.encode())).shuffle(keys)
+            opts = [str(k).strip() for k in keys]
+            best = max(range(len(opts)), key=lambda j: scores[keys[j]])
             if len(opts) > 26:  # past Z options have no letters: the best option becomes a free-form target
                 obj = {"id": ex_id, "question": body, "answer": opts[best], "kind": "text",
                        "metadata": {**meta, "targets": [opts[best]], "options": len(opts)}}

@@ -247,6 +247,8 @@ class FileTask(_HeldOut):
 class BigBenchTask(_HeldOut):
     source: Literal["bigbench"] = "bigbench"
     needs = ("path",)
+    shuffle_choices: bool = Field(True, description="shuffle each multiple-choice example's options (seeded by its "
+                                  "id): task files often list the gold option first")
 
     @property
     def display_name(self) -> str:
@@ -261,12 +263,12 @@ class BigBenchTask(_HeldOut):
     def examples(self):
         from .bigbench import load_bigbench
 
-        return load_bigbench(self.path)
+        return load_bigbench(self.path, self.shuffle_choices)
 
     def test_file(self):
         from .bigbench import load_bigbench
 
-        return load_bigbench(self.test_path)
+        return load_bigbench(self.test_path, self.shuffle_choices)
 
 
 @SOURCES.add
