@@ -131,11 +131,6 @@ RETIRED_DEFAULTS: dict[str, Any] = {
     "tokens_per_minute": None, "use_n": False, "concurrency": 8, "max_retries": 8, "timeout_s": 60.0,
     "batch_size": 16, "cache": None,
 }
-# Settings added with a default that changes what an older run did: a stamp written before one was
-# added ran as this value says, not as today's default, so its folder is refused instead of reused.
-ADDED_CHANGING: dict[str, dict[str, Any]] = {
-    "bigbench": {"shuffle_choices": False},  # options were in file order, the gold one often first
-}
 MixtureEntry.model_rebuild()
 
 
@@ -493,9 +488,16 @@ def validate_config(data: dict, where: str = "config", given: dict[str, str] | N
 
 def config_defaults(section: BaseModel) -> dict:
     """The JSON defaults of a config section's optional fields: what a stamp written before a
-    setting existed implies for it."""
+    setting existed implies for it. A setting whose default changes what older runs did names
+    their behaviour as `json_schema_extra={"before_added": value}`, so their folders are refused
+    instead of reused."""
     to_json = TypeAdapter(Any)
-    return {name: to_json.dump_python(f.get_default(call_default_factory=True), mode="json")
+
+    def before(f):
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        return extra["before_added"] if "before_added" in extra else f.get_default(call_default_factory=True)
+
+    return {name: to_json.dump_python(before(f), mode="json")
             for name, f in type(section).model_fields.items() if not f.is_required()}
 
 

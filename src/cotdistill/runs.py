@@ -19,7 +19,7 @@ import hashlib
 import logging
 from pathlib import Path
 
-from .config import ADDED_CHANGING, RETIRED_DEFAULTS, config_defaults
+from .config import RETIRED_DEFAULTS, config_defaults
 from .errors import ConfigError, CotDistillError, DataError
 from .io import read_json, read_jsonl_list, write_json
 
@@ -157,8 +157,7 @@ class RunFolder:
     def check_data(self, task) -> None:
         """OUT/data holds this task's examples: refuse it for another task, or once a data file it
         was read from has changed."""
-        check_same(self.task_stamp, task.model_dump(mode="json"), "task",
-                   defaults={**config_defaults(task), **ADDED_CHANGING.get(getattr(task, "source", ""), {})},
+        check_same(self.task_stamp, task.model_dump(mode="json"), "task", defaults=config_defaults(task),
                    retired=RETIRED_DEFAULTS)
         self.check_sources(task.files())
 

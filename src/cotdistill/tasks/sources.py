@@ -248,7 +248,8 @@ class BigBenchTask(_HeldOut):
     source: Literal["bigbench"] = "bigbench"
     needs = ("path",)
     shuffle_choices: bool = Field(True, description="shuffle each multiple-choice example's options (seeded by its "
-                                  "id): task files often list the gold option first")
+                                  "id): task files often list the gold option first",
+                                  json_schema_extra={"before_added": False})  # older runs kept the file order
 
     @property
     def display_name(self) -> str:
