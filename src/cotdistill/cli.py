@@ -5,23 +5,21 @@ CotDistillError into a one-paragraph message and a non-zero exit code.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
 
 from .checks import STAGES
 from .errors import CotDistillError
+from .progress import reporter_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
@@ -64,29 +62,6 @@ def _explain(overrides: Optional[List[str]], explain: bool) -> list[str]:
     return [*(overrides or []), *(on if explain else [])]
 
 
-class RichReporter:
-    """Progress bars: done/total, rate, elapsed, ETA; teacher bars also show tokens and est. cost."""
-
-    @contextlib.contextmanager
-    def task(self, desc: str, total: int | None) -> Iterator[Callable[..., None]]:
-        cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                TextColumn("{task.fields[extra]}")]
-        with Progress(*cols, console=console, transient=False) as p:
-            tid = p.add_task(desc, total=total, rate="", extra="")
-            totals = {"tokens": 0}
-
-            def advance(n: int, tokens: int = 0, cost: float | None = None) -> None:
-                totals["tokens"] += tokens
-                speed = p.tasks[tid].speed
-                extra = f"{totals['tokens']:,} tok" if totals["tokens"] else ""
-                if cost:
-                    extra += f" ${cost:,.4f}"
-                p.update(tid, advance=n, rate=f"{speed:.1f}/s" if speed else "", extra=extra)
-
-            yield advance
-
-
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
@@ -107,7 +82,7 @@ def _run(cfg_path: Optional[Path], overrides: Optional[List[str]], stages: tuple
     from .config import load_config
     from .pipeline import Run
 
-    run = Run(load_config(cfg_path, overrides or []), RichReporter())
+    run = Run(load_config(cfg_path, overrides or []), reporter_for(console))
     run.preflight(stages)
     return run
 
@@ -224,7 +199,7 @@ def serve(config: Path = ConfigArg,
             raise ConfigError(f"{config} trains {len(cfg.methods)} methods ({', '.join(cfg.methods)}): pick one "
                               "with --method")
         method = cfg.methods[0]
-    student = Student(Run(cfg, RichReporter()), method, model, max_new_tokens=max_new_tokens, name=name)
+    student = Student(Run(cfg, reporter_for(console)), method, model, max_new_tokens=max_new_tokens, name=name)
     info = student.info()
     console.print(f"serving {info['model']} ({info['method']} student from {info['model_dir']}) on "
                   f"http://{host}:{port}: POST /v1/predict, /v1/completions, /v1/chat/completions; "
@@ -299,7 +274,7 @@ def unseen(student: Path = typer.Option(..., help="a saved student folder, e.g. 
     from .unseen import REPORT, evaluate_unseen
 
     s = evaluate_unseen(str(student), [str(t) for t in task], out, method=method, adapt_method=adapt_method,
-                        shots=list(shots), n_eval=n_eval, reserve=reserve, seed=seed, overrides=set_ or [], reporter=RichReporter())
+                        shots=list(shots), n_eval=n_eval, reserve=reserve, seed=seed, overrides=set_ or [], reporter=reporter_for(console))
     t = Table(title=f"unseen tasks: {student}")
     for c in ("task", "n", "chance", *s["settings"]):
         t.add_column(c)
@@ -370,7 +345,7 @@ def segments(source: Path = typer.Argument(..., metavar="CONFIG_OR_FILE", help="
 
         ref, tok = load_causal_lm(model, "--model")
     labelled = []
-    with RichReporter().task("segmenting", len(records)) as adv:
+    with reporter_for(console).task("segmenting", len(records)) as adv:
         for r in records:
             labelled.append(label(split_segments(r["rationale"], level), r["question"], rule, threshold, ref, tok))
             adv(1)

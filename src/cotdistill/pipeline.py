@@ -3,34 +3,23 @@ evaluation -> report. Each stage reads and writes files under the run folder, so
 one at a time from the CLI and a rerun skips what is already complete."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
 
 from . import __version__
 from .config import RunConfig, config_defaults, dump_config
 from .errors import ConfigError, DataError
 from .methods import needs_rationales
+from .progress import Reporter, reporter_for
 from .io import content_digest, folder_digest, ordinary_modes, read_json, read_jsonl_list, write_json, write_jsonl
 from .runs import RunFolder, check_same
 from .tasks.schema import Example
 
 log = logging.getLogger(__name__)
-
-
-class Reporter(Protocol):
-    def task(self, desc: str, total: int | None) -> contextlib.AbstractContextManager[Callable[[int], None]]: ...
-
-
-class SilentReporter:
-    @contextlib.contextmanager
-    def task(self, desc: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        yield lambda n, **kw: None
 
 
 def _git_rev() -> str | None:
@@ -61,13 +50,15 @@ class Trained:
 
 
 class Run:
-    """One run: its config, its folder, and the stages that fill the folder, in order."""
+    """One run: its config, its folder, and the stages that fill the folder, in order. Progress of
+    long stages goes to `reporter`; by default bars on a terminal and lines in a log
+    (`progress.reporter_for`), `SilentReporter()` for none."""
 
     def __init__(self, cfg: RunConfig, reporter: Reporter | None = None):
         self.cfg = cfg
         self.folder = RunFolder(cfg.out)
         self.out = self.folder.root
-        self.rep = reporter or SilentReporter()
+        self.rep = reporter or reporter_for()
         self._checked: set[str] = set()
 
     def preflight(self, stages=None) -> None:

@@ -164,6 +164,8 @@ def test_ctrl_c_during_run_says_so_exits_130_and_a_rerun_resumes(tmp_path):
     r = cotdistill("run", c, "-v")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resuming from" in r.stderr and (tmp_path / "sigint" / "summary.json").exists()
+    # stderr is a pipe here, as in a background job's log: progress comes as plain lines, not bars
+    assert "train ft_cot: started, 100 to do" in r.stderr and "evaluate ft_cot: 20/20 (100%)" in r.stderr
 
 
 # -- 5. validate says what run would reject, before any teacher request --------------------------

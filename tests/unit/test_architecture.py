@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2] / "src" / "cotdistill"
 
 # Lowest first. A module may import its own layer or any below it; the first matching prefix wins.
 LAYERS: list[tuple[str, ...]] = [
-    ("cotdistill", "errors", "registry", "io", "dist", "hub", "packaged", "settings"),
+    ("cotdistill", "errors", "registry", "io", "dist", "hub", "packaged", "settings", "progress"),
     ("tasks", "segments", "hf"),
     ("students",),
     ("methods", "teachers", "curate", "evaluate"),
