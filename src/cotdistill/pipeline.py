@@ -20,6 +20,9 @@ from .runs import RunFolder, check_same
 from .tasks.schema import Example
 
 log = logging.getLogger(__name__)
+# Questions per saved part of an evaluation: a killed evaluation loses at most this many answers.
+# Within a part, generation batches questions of similar length, as it did over the whole set.
+EVAL_CHUNK = 256
 
 
 def _git_rev() -> str | None:
@@ -286,14 +289,32 @@ class Run:
                      "reusing %s (`cotdistill evaluate` generates again)", method_name, len(test), mf.predictions)
             return done
         mf.evaluation.unlink(missing_ok=True)  # predictions being replaced are never taken as finished
-        method, model, tok, seq2seq = self.load_method(method_name, model_dir)
+        chunks = [test[i:i + EVAL_CHUNK] for i in range(0, len(test), EVAL_CHUNK)]
+        saved = mf.saved_evaluation_parts(stamp)
+        saved = {i: rows for i, rows in saved.items() if i < len(chunks) and [r.get("id") for r in rows] ==
+                 [e.id for e in chunks[i]]}
+        if saved:
+            log.info("resuming the evaluation of %s: %d of %d questions already answered (%s)", method_name,
+                     sum(map(len, saved.values())), len(test), mf.evaluation_parts)
+        loaded = None
+        preds: list[dict] = []
         with self.rep.task(f"evaluate {method_name}", len(test)) as adv:
-            preds = predict(method, model, tok, seq2seq, test, max_new_tokens=stamp["max_new_tokens"],
-                            batch_size=self.cfg.eval.batch_size, progress=adv)
-        metrics = score(method, preds)
+            for i, chunk in enumerate(chunks):
+                if i in saved:
+                    adv(len(chunk))
+                    preds += saved[i]
+                    continue
+                loaded = loaded or self.load_method(method_name, model_dir)
+                method, model, tok, seq2seq = loaded
+                rows = predict(method, model, tok, seq2seq, chunk, max_new_tokens=stamp["max_new_tokens"],
+                               batch_size=self.cfg.eval.batch_size, progress=adv)
+                mf.save_evaluation_part(i, rows)
+                preds += rows
+        metrics = score(loaded[0] if loaded else self.cfg.method(method_name), preds)  # metrics read predictions only
         write_jsonl(mf.predictions, preds)
         write_json(mf.metrics, metrics)
         write_json(mf.evaluation, stamp)  # last: only a complete evaluation carries a stamp
+        mf.drop_evaluation_parts()
         return preds, metrics
 
     def _evaluation_stamp(self, method_name: str, test: list[Example], model_dir: Path) -> dict:

@@ -6,7 +6,8 @@
     OUT/curated.jsonl               the kept ones (curation_stats.json)
     OUT/tokenizer/                  student.tokenizer: bpe, shared by every method of the run
     OUT/METHOD/                     one method: checkpoints/, model/, train_info.json, train_log.jsonl,
-                                    train_fingerprint.json, predictions.jsonl, metrics.json, evaluation.json
+                                    train_fingerprint.json, predictions.jsonl, metrics.json, evaluation.json;
+                                    evaluation.parts/ while an evaluation is under way (resumable)
     OUT/summary.json, report.md,    every method side by side; report.html also holds the rationale
         report.html                 browser (report/html.py)
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from .config import RETIRED_DEFAULTS, config_defaults
 from .errors import ConfigError, CotDistillError, DataError
-from .io import read_json, read_jsonl_list, write_json
+from .io import read_json, read_jsonl_list, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class MethodFolder:
         self.predictions = root / "predictions.jsonl"
         self.metrics = root / "metrics.json"
         self.evaluation = root / "evaluation.json"  # what a finished evaluation was made from
+        self.evaluation_parts = root / "evaluation.parts"  # an unfinished one, a file per chunk of questions
         self.logs = root / LOGS_DIR  # TensorBoard
 
     def holds_training(self) -> bool:
@@ -100,6 +102,31 @@ class MethodFolder:
             return read_jsonl_list(self.predictions), read_json(self.metrics)
         except (OSError, ValueError, CotDistillError):  # unreadable: evaluate again rather than fail the rerun
             return None
+
+    def saved_evaluation_parts(self, stamp: dict) -> dict[int, list[dict]]:
+        """{chunk index: predictions} saved by an interrupted evaluation with the same stamp. Parts
+        of another evaluation (another model, questions or settings), or unreadable ones, are
+        deleted; the stamp is written for the parts to come."""
+        parts, found = self.evaluation_parts, {}
+        try:
+            if parts.exists():
+                if read_json(parts / "stamp.json") != stamp:
+                    raise ValueError("parts of another evaluation")
+                found = {int(f.stem): read_jsonl_list(f) for f in parts.glob("[0-9]*.jsonl")}
+        except (OSError, ValueError, CotDistillError):  # evaluate those questions again rather than fail
+            self.drop_evaluation_parts()
+            found = {}
+        if not parts.exists():
+            write_json(parts / "stamp.json", stamp)
+        return found
+
+    def save_evaluation_part(self, index: int, rows: list[dict]) -> None:
+        write_jsonl(self.evaluation_parts / f"{index:05d}.jsonl", rows)  # whole or not at all (atomic)
+
+    def drop_evaluation_parts(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.evaluation_parts, ignore_errors=True)
 
     def max_target_tokens(self) -> int:
         """The longest training target of the trained student (0 when unknown)."""

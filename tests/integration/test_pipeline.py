@@ -109,6 +109,55 @@ def test_a_rerun_reuses_a_finished_evaluation_until_its_model_questions_or_setti
     assert (mdir / "predictions.jsonl").read_text() != before
 
 
+def test_an_interrupted_evaluation_resumes_from_its_saved_parts(tmp_path, monkeypatch, caplog):
+    import cotdistill.evaluate as ev
+    import cotdistill.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "EVAL_CHUNK", 16)  # 40 questions: parts of 16, 16 and 8
+    over = [f"out={tmp_path}", *TINY, "methods=[ft_cot]", "train.keep_checkpoints=false", "train.max_steps=10",
+            "train.eval_every=5", "eval.max_new_tokens=30"]
+    run = Run(load_config(None, over))
+    train, test, curated = run.prepare()
+    run.train("ft_cot", train, curated)
+    answers = lambda preds: [{k: v for k, v in p.items() if k != "seconds"} for p in preds]  # noqa: E731 (timing differs)
+    whole = answers(run.evaluate("ft_cot", test)[0])
+    mdir, real, asked = tmp_path / "ft_cot", ev.predict, []
+
+    def predict(*a, **kw):
+        asked.append([e.id for e in a[4]])
+        if len(asked) == 2 and kill:
+            raise KeyboardInterrupt  # killed during the second part
+        return real(*a, **kw)
+
+    def interrupted(r: Run) -> None:
+        asked.clear()
+        with pytest.raises(KeyboardInterrupt):
+            r.evaluate("ft_cot", test)
+        asked.clear()
+
+    monkeypatch.setattr(ev, "predict", predict)
+    kill = True
+    interrupted(run)
+    assert not (mdir / "evaluation.json").exists() and (mdir / "evaluation.parts" / "00000.jsonl").exists()
+    kill = False
+    with caplog.at_level("INFO", logger="cotdistill"):
+        again = run.evaluate("ft_cot", test, reuse=True)[0]
+    assert "resuming the evaluation of ft_cot: 16 of 40 questions already answered" in caplog.text
+    assert asked == [[e.id for e in test[16:32]], [e.id for e in test[32:]]]  # the first part was not redone
+    assert answers(again) == whole and not (mdir / "evaluation.parts").exists()
+    # parts of another evaluation (other settings), or a damaged part, are answered again
+    kill = True
+    interrupted(run)
+    kill = False
+    assert len(Run(load_config(None, [*over, "eval.max_new_tokens=10"])).evaluate("ft_cot", test)[0]) == 40
+    assert len(asked) == 3
+    kill = True
+    interrupted(run)
+    kill = False
+    (mdir / "evaluation.parts" / "00000.jsonl").write_text('{"id": ')
+    assert answers(run.evaluate("ft_cot", test)[0]) == whole and len(asked) == 3
+
+
 def test_report_to_tensorboard_logs_under_the_method_and_does_not_change_the_training_setup(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
