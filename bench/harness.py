@@ -51,7 +51,10 @@ def parser(doc: str, name: str, *, student: str | None = None, data: bool = Fals
 
 
 def parse(ap: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    from cotdistill.progress import quiet_libraries
+
     args = ap.parse_args(argv)
+    quiet_libraries()  # a bench's log holds our progress lines, not transformers' bars
     if getattr(args, "seeds", 1) < 1:
         ap.error("--seeds must be at least 1")
     if hasattr(args, "layers"):

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from .checks import STAGES
 from .errors import CotDistillError
-from .progress import reporter_for
+from .progress import quiet_libraries, reporter_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
@@ -67,14 +67,7 @@ def _setup_logging(verbose: bool) -> None:
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
     for noisy in ("httpx", "transformers", "matplotlib", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except Exception:  # pragma: no cover - transformers missing is reported elsewhere
-        pass
+    quiet_libraries()
 
 
 def _run(cfg_path: Optional[Path], overrides: Optional[List[str]], stages: tuple[str, ...]):

@@ -5,6 +5,7 @@ terminal gets a plain line every `every` seconds: done/total, rate, elapsed and 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from typing import Callable, Iterator, Protocol, TextIO
@@ -110,3 +111,16 @@ def reporter_for(console: Console | None = None, every: float = 30.0) -> RichRep
     if console.is_terminal or console.is_jupyter:
         return RichReporter(console)
     return LineReporter(console.file, every)
+
+
+def quiet_libraries() -> None:
+    """Our progress reports the work: transformers' own bars (loading weights, writing shards) and
+    its warnings below errors would only clutter a terminal or a log. The CLI and the benches call it."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers missing is reported where it is needed
+        pass

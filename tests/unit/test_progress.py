@@ -79,3 +79,19 @@ def test_line_reporter_rate_is_that_since_the_line_before():
     assert lines[1].startswith("train ft_cot: 65/100 (65%) 6.50/s")
     assert lines[2] == "train ft_cot: 70/100 (70%) 0.50/s elapsed 0:00:20 eta 0:01:00"
     assert lines[3] == "train ft_cot: 70/100 (70%) 3.50/s elapsed 0:00:20"  # ended early (a stop): no eta
+
+
+def test_quiet_libraries_turns_off_transformers_bars_and_warnings():
+    from transformers.utils import logging as hf_logging
+
+    from cotdistill.progress import quiet_libraries
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    try:
+        hf_logging.set_verbosity_warning()
+        hf_logging.enable_progress_bar()
+        quiet_libraries()
+        assert hf_logging.get_verbosity() == hf_logging.ERROR and not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.set_verbosity(level)
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
