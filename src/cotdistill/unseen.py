@@ -9,9 +9,9 @@ for adaptation, so a small task's evaluation questions do not depend on `shots`:
 and a later `0 16 64` run answer the same questions, and the later one reuses the zero-shot run.
 Zero-shot evaluates the student as it is. k-shot continues training a copy of it on those k
 examples (every weight, or LoRA adapters with `student.lora`) with `adapt_method`'s pairs, then
-evaluates it the same way as zero-shot. BIG-bench carries no rationales, so the default adaptation method is `cot_tuning_direct` (`{q}` -> `[ANSWER] {a}`) for
-every student: a CoT-tuned student still answers by writing its rationale and scoring the
-options. With a teacher that writes rationales (e.g. `teacher.prompt: answer_given` on an
+evaluates it the same way as zero-shot. BIG-bench carries no rationales, so the default
+adaptation method is `cot_tuning_direct` (`{q}` -> `[ANSWER] {a}`) for every student: a CoT-tuned
+student still answers by writing its rationale and scoring the options. With a teacher that writes rationales (e.g. `teacher.prompt: answer_given` on an
 OpenAI-compatible server), `adapt_method: cot_tuning` adapts on rationales instead.
 
 Every run lands under `out/TASK/k{K}/`, a normal run folder (resumable; reruns reuse finished
